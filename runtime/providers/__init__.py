@@ -1,0 +1,1 @@
+"""interlock.runtime.providers."""

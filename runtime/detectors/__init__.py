@@ -1,0 +1,1 @@
+"""Sensitivity detectors: PII and secrets, each returning masked evidence."""

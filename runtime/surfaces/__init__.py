@@ -1,0 +1,1 @@
+"""Client-facing API surfaces: decode into the canonical request, encode answers back."""

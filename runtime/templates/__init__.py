@@ -1,0 +1,1 @@
+"""Templates served by the runtime."""

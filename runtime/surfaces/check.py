@@ -1,0 +1,72 @@
+"""Small type checks for decoding client bodies, each raising a 400 that names
+the field (``param``) the way OpenAI's API does.  Shared by every surface."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from interlock.runtime.errors import RequestError
+
+
+def bad(param: str, message: str, *, code: str = "invalid_type") -> RequestError:
+    """A 400 ``invalid_request_error`` about ``param`` (returned, for ``raise``)."""
+    return RequestError(400, message, param=param, code=code)
+
+
+def opt_str(obj: dict[str, Any], key: str, param: str | None = None) -> str | None:
+    value = obj.get(key)
+    if value is None or isinstance(value, str):
+        return value
+    raise bad(param or key, f"'{param or key}' must be a string")
+
+
+def opt_bool(obj: dict[str, Any], key: str, param: str | None = None) -> bool | None:
+    value = obj.get(key)
+    if value is None or isinstance(value, bool):
+        return value
+    raise bad(param or key, f"'{param or key}' must be a boolean")
+
+
+def opt_int(
+    obj: dict[str, Any], key: str, param: str | None = None, *, minimum: int | None = None,
+) -> int | None:
+    """An optional integer (booleans and floats such as 1.5 are refused)."""
+    value = obj.get(key)
+    if value is None:
+        return None
+    name = param or key
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise bad(name, f"'{name}' must be an integer")
+    if minimum is not None and value < minimum:
+        raise bad(name, f"'{name}' must be at least {minimum} (got {value})",
+                  code="invalid_value")
+    return value
+
+
+def opt_number(
+    obj: dict[str, Any], key: str, lo: float, hi: float, param: str | None = None,
+) -> float | None:
+    """An optional number within [lo, hi]."""
+    value = obj.get(key)
+    if value is None:
+        return None
+    name = param or key
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise bad(name, f"'{name}' must be a number")
+    if not lo <= value <= hi:
+        raise bad(name, f"'{name}' must be between {lo:g} and {hi:g} (got {value})",
+                  code="invalid_value")
+    return float(value)
+
+
+def opt_str_list(obj: dict[str, Any], key: str, param: str | None = None) -> list[str] | None:
+    """An optional array of strings."""
+    value = obj.get(key)
+    if value is None:
+        return None
+    name = param or key
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise bad(name, f"'{name}' must be an array of strings")
+    return value

@@ -1,0 +1,106 @@
+"""A fake Anthropic Messages upstream: POST /v1/messages, JSON and the SSE
+event sequence (message_start, content_block_start/delta/stop, ping,
+message_delta, message_stop).  See ``fakes.fixtures``.
+"""
+
+from __future__ import annotations
+
+import itertools
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+from fakes.harness import Behaviour, FakeUpstream, render_text, rough_tokens, split_text
+
+_ERROR_TYPES = {400: "invalid_request_error", 401: "authentication_error",
+                403: "permission_error", 404: "not_found_error", 413: "request_too_large",
+                429: "rate_limit_error", 529: "overloaded_error"}
+_STOP = {"stop": "end_turn", "length": "max_tokens", "tool_calls": "tool_use"}
+
+
+def _event(name: str, data: dict[str, Any]) -> bytes:
+    return b"event: " + name.encode() + b"\ndata: " + orjson.dumps(data) + b"\n\n"
+
+
+class FakeAnthropic(FakeUpstream):
+    """Anthropic's Messages API on 127.0.0.1; ``url`` is the bare root."""
+
+    def __init__(self, *, models: list[str] | None = None) -> None:
+        super().__init__(models=models)
+        self._n = itertools.count(1)
+
+    def routes(self, app: web.Application) -> None:
+        app.router.add_post("/v1/messages", self.messages)
+
+    def error_body(self, b: Behaviour) -> bytes:
+        return orjson.dumps({"type": "error", "error": {
+            "type": b.error_type or _ERROR_TYPES.get(b.status, "api_error"),
+            "message": b.error_message}})
+
+    def last_user(self, body: Any) -> str:
+        for m in reversed(body.get("messages", [])):
+            if m.get("role") == "user":
+                c = m.get("content")
+                if isinstance(c, str):
+                    return c
+                return "".join(x.get("text", "") for x in c if x.get("type") == "text")
+        return ""
+
+    async def messages(self, request: web.Request) -> web.StreamResponse:
+        got = await self.preamble(request)
+        if isinstance(got, web.StreamResponse):
+            return got
+        b, body = got
+        text = render_text(b, {**body, "messages": [
+            {"role": "user", "content": self.last_user(body)}]})
+        model = body.get("model", "")
+        stop = _STOP.get(b.finish_reason or ("tool_calls" if b.tool_calls else "stop"),
+                         b.finish_reason or "end_turn")
+        in_tok, out_tok = b.usage or (
+            rough_tokens(orjson.dumps(body.get("messages", [])).decode()), rough_tokens(text))
+        mid = f"msg_fake_{next(self._n)}"
+        ids = [c.id or f"toolu_{i}" for i, c in enumerate(b.tool_calls)]
+        if not body.get("stream"):
+            content: list[dict[str, Any]] = [{"type": "text", "text": text}] if text else []
+            content += [{"type": "tool_use", "id": ids[i], "name": c.name,
+                         "input": orjson.loads(c.arguments)}
+                        for i, c in enumerate(b.tool_calls)]
+            return await self.json_answer(request, b, {
+                "id": mid, "type": "message", "role": "assistant", "model": model,
+                "content": content, "stop_reason": stop, "stop_sequence": None,
+                "usage": {"input_tokens": in_tok, "output_tokens": out_tok}})
+        chunks = [_event("message_start", {"type": "message_start", "message": {
+            "id": mid, "type": "message", "role": "assistant", "model": model, "content": [],
+            "stop_reason": None, "stop_sequence": None,
+            "usage": {"input_tokens": in_tok, "output_tokens": 1}}})]
+        index = 0
+        if text:
+            chunks.append(_event("content_block_start", {
+                "type": "content_block_start", "index": 0,
+                "content_block": {"type": "text", "text": ""}}))
+            chunks.append(_event("ping", {"type": "ping"}))
+            chunks += [_event("content_block_delta", {
+                "type": "content_block_delta", "index": 0,
+                "delta": {"type": "text_delta", "text": piece}})
+                for piece in split_text(text, b.chunk_chars)]
+            chunks.append(_event("content_block_stop", {"type": "content_block_stop",
+                                                        "index": 0}))
+            index = 1
+        for i, c in enumerate(b.tool_calls):
+            chunks.append(_event("content_block_start", {
+                "type": "content_block_start", "index": index + i,
+                "content_block": {"type": "tool_use", "id": ids[i], "name": c.name,
+                                  "input": {}}}))
+            half = len(c.arguments) // 2
+            for part in (c.arguments[:half], c.arguments[half:]):
+                chunks.append(_event("content_block_delta", {
+                    "type": "content_block_delta", "index": index + i,
+                    "delta": {"type": "input_json_delta", "partial_json": part}}))
+            chunks.append(_event("content_block_stop", {"type": "content_block_stop",
+                                                        "index": index + i}))
+        chunks.append(_event("message_delta", {
+            "type": "message_delta", "delta": {"stop_reason": stop, "stop_sequence": None},
+            "usage": {"output_tokens": out_tok}}))
+        chunks.append(_event("message_stop", {"type": "message_stop"}))
+        return await self.stream_chunks(request, b, chunks, "text/event-stream")

@@ -1,0 +1,330 @@
+"""The benchmark: router overhead side by side with a bare proxy and LiteLLM.
+
+One command, run from the repository root::
+
+    .venv/bin/python bench/run.py            # full run, rewrites bench/RESULTS.md
+    .venv/bin/python bench/run.py --quick    # shorter load phases, for a smoke check
+    .venv/bin/python bench/run.py --no-litellm
+
+It starts a zero-delay fake upstream (bench/upstream.py) and drives the same wrk
+load, one target after another, through (a) the upstream directly, (b) the floor
+pass-through proxy (bench/floor.py), (c) interlock with the balanced profile and
+(d) the LiteLLM proxy (installed by this script into bench/.venv-litellm), each on
+one worker, then interlock with one worker per core.  Every process it starts is
+stopped at the end; all traffic stays on 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime as dt
+import os
+import platform
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import aiohttp
+
+from measure import micro_decision, rss_tree_kb, wait_port
+
+ROOT = Path(__file__).resolve().parent.parent
+BENCH = ROOT / "bench"
+PY = sys.executable
+CHAT = (
+    '{"model":"auto","messages":[{"role":"user","content":'
+    '"Say hello to the benchmark in one short sentence."}]}'
+)
+STREAM = CHAT[:-1] + ',"stream":true}'
+
+PORT_UP, PORT_FLOOR, PORT_IL, PORT_LITELLM, PORT_ILN = 9100, 9101, 9102, 9103, 9104
+
+
+@dataclass
+class Figures:
+    name: str
+    rps_1: float = 0.0
+    rps_32: float = 0.0
+    p50_1_ms: float = 0.0
+    p99_1_ms: float = 0.0
+    p50_32_ms: float = 0.0
+    p99_32_ms: float = 0.0
+    ttfb_ms: float = 0.0
+    stream_total_ms: float = 0.0
+    peak_rss_mb: float = 0.0
+    errors: int = 0
+    notes: list[str] = field(default_factory=list)
+
+
+# ----------------------------------------------------------------- processes
+
+
+class Proc:
+    def __init__(self, name: str, cmd: list[str], port: int, env: dict[str, str] | None = None,
+                 cwd: Path = ROOT) -> None:
+        self.name, self.port = name, port
+        self.log = tempfile.NamedTemporaryFile(prefix=f"bench-{name}-", suffix=".log", delete=False)
+        self.proc = subprocess.Popen(
+            cmd, cwd=cwd, env={**os.environ, **(env or {})}, stdout=self.log,
+            stderr=subprocess.STDOUT, start_new_session=True,
+        )
+
+    def ready(self, timeout: float = 60.0) -> None:
+        if not wait_port(self.port, timeout, self.proc):
+            self.stop()
+            tail = Path(self.log.name).read_text(errors="replace")[-2000:]
+            raise RuntimeError(f"{self.name} did not start on :{self.port}\n{tail}")
+
+    def rss_mb(self) -> float:
+        return rss_tree_kb(self.proc.pid) / 1024
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, 15)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, 9)
+                self.proc.wait()
+
+
+def granian(target: str, port: int, workers: int = 1, env: dict[str, str] | None = None) -> list[str]:
+    return [PY, "-m", "granian", "--interface", "asgi", "--workers", str(workers),
+            "--host", "127.0.0.1", "--port", str(port), "--no-ws", "--log-level", "warning",
+            target]
+
+
+# ----------------------------------------------------------------- load
+
+
+def wrk(url: str, body: str, conns: int, seconds: int) -> tuple[float, float, float, int]:
+    """(requests/s, p50 ms, p99 ms, non-2xx+socket errors) from one wrk run."""
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as lua:
+        lua.write('wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\n')
+        lua.write(f"wrk.body = [[{body}]]\n")
+    threads = min(conns, 2)
+    out = subprocess.run(
+        ["wrk", "-t", str(threads), "-c", str(conns), "-d", f"{seconds}s", "--latency",
+         "-s", lua.name, url],
+        capture_output=True, text=True, check=True,
+    ).stdout
+    os.unlink(lua.name)
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    pct = dict(re.findall(r"^\s+(50|99)%\s+([\d.]+\w+)", out, re.M))
+    errors = 0
+    if m := re.search(r"Non-2xx or 3xx responses: (\d+)", out):
+        errors += int(m.group(1))
+    if m := re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out):
+        errors += sum(int(x) for x in m.groups())
+    return rps, _ms(pct["50"]), _ms(pct["99"]), errors
+
+
+def _ms(text: str) -> float:
+    value, unit = re.match(r"([\d.]+)(\w+)", text).groups()  # type: ignore[union-attr]
+    return float(value) * {"us": 1e-3, "ms": 1.0, "s": 1e3, "m": 6e4}[unit]
+
+
+async def _stream_timings(url: str, n: int) -> tuple[float, float]:
+    ttfb: list[float] = []
+    total: list[float] = []
+    async with aiohttp.ClientSession() as s:
+        for _ in range(n):
+            t0 = time.perf_counter()
+            async with s.post(url, data=STREAM, headers={"content-type": "application/json"}) as r:
+                first = None
+                async for _chunk in r.content.iter_any():
+                    if first is None:
+                        first = time.perf_counter()
+                end = time.perf_counter()
+            ttfb.append(((first or end) - t0) * 1000)
+            total.append((end - t0) * 1000)
+    ttfb.sort()
+    total.sort()
+    return ttfb[len(ttfb) // 2], total[len(total) // 2]
+
+
+def measure(fig: Figures, url: str, proc: Proc | None, seconds: int) -> Figures:
+    wrk(url, CHAT, 4, 2)  # warm-up: connections, caches, lazy imports
+    fig.rps_1, fig.p50_1_ms, fig.p99_1_ms, e1 = wrk(url, CHAT, 1, seconds)
+    fig.rps_32, fig.p50_32_ms, fig.p99_32_ms, e32 = wrk(url, CHAT, 32, seconds)
+    fig.errors = e1 + e32
+    fig.ttfb_ms, fig.stream_total_ms = asyncio.run(_stream_timings(url, 30))
+    if proc is not None:
+        fig.peak_rss_mb = proc.rss_mb()
+    return fig
+
+
+# ----------------------------------------------------------------- targets
+
+
+def litellm_env() -> Path | None:
+    venv = BENCH / ".venv-litellm"
+    exe = venv / "bin" / "litellm"
+    if not exe.exists():
+        print("installing litellm[proxy] into bench/.venv-litellm ...", flush=True)
+        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+        r = subprocess.run([str(venv / "bin" / "pip"), "install", "-q", "litellm[proxy]"])
+        if r.returncode != 0 or not exe.exists():
+            return None
+    return exe
+
+
+def litellm_config(tmp: Path) -> Path:
+    cfg = tmp / "litellm.yaml"
+    cfg.write_text(
+        "model_list:\n  - model_name: auto\n    litellm_params:\n"
+        "      model: openai/bench-model\n"
+        f"      api_base: http://127.0.0.1:{PORT_UP}/v1\n      api_key: sk-bench-not-a-key\n"
+        "litellm_settings:\n  telemetry: false\n"
+    )
+    return cfg
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--quick", action="store_true", help="5 s load phases instead of 15 s")
+    ap.add_argument("--no-litellm", action="store_true", help="skip the LiteLLM comparison")
+    ap.add_argument("--seconds", type=int, default=None)
+    ap.add_argument("--soak-requests", type=int, default=100_000,
+                    help="requests in the memory-flatness run (0 to skip)")
+    args = ap.parse_args()
+    secs = args.seconds or (5 if args.quick else 15)
+    if shutil.which("wrk") is None:
+        print("wrk is needed: apt-get install -y wrk", file=sys.stderr)
+        return 2
+    tmp = Path(tempfile.mkdtemp(prefix="interlock-bench-"))
+    lock = tmp / "bench.lock.json"
+    subprocess.run([str(Path(PY).parent / "router"), "compile", str(BENCH / "router.yaml"),
+                    "--no-discover", "-o", str(lock)], check=True, cwd=ROOT)
+    procs: list[Proc] = []
+    results: list[Figures] = []
+    soak = ""
+
+    def start(p: Proc) -> Proc:
+        procs.append(p)
+        p.ready()
+        return p
+
+    try:
+        start(Proc("upstream", granian("bench.upstream:app", PORT_UP), PORT_UP))
+        chat = "/v1/chat/completions"
+        print("(a) upstream directly", flush=True)
+        results.append(measure(Figures("upstream (direct)"), f"http://127.0.0.1:{PORT_UP}{chat}",
+                               None, secs))
+        print("(b) floor proxy", flush=True)
+        floor = start(Proc("floor", granian("bench.floor:app", PORT_FLOOR), PORT_FLOOR,
+                           env={"BENCH_UPSTREAM": f"http://127.0.0.1:{PORT_UP}"}))
+        results.append(measure(Figures("floor proxy (aiohttp, 1 worker)"),
+                               f"http://127.0.0.1:{PORT_FLOOR}{chat}", floor, secs))
+        floor.stop()
+        print("(c) interlock, 1 worker", flush=True)
+        router = str(Path(PY).parent / "router")
+        il = start(Proc("interlock", [router, "start", "--table", str(lock), "--port",
+                                      str(PORT_IL), "--workers", "1"], PORT_IL))
+        results.append(measure(Figures("interlock balanced (1 worker)"),
+                               f"http://127.0.0.1:{PORT_IL}{chat}", il, secs))
+        if args.soak_requests:
+            soak = soak_run(il, f"http://127.0.0.1:{PORT_IL}{chat}", args.soak_requests)
+        il.stop()
+        if not args.no_litellm:
+            exe = litellm_env()
+            if exe is None:
+                results.append(Figures("LiteLLM proxy", notes=["install failed"]))
+            else:
+                print("(d) LiteLLM proxy, 1 worker", flush=True)
+                lit = start(Proc("litellm", [str(exe), "--config", str(litellm_config(tmp)),
+                                             "--port", str(PORT_LITELLM), "--num_workers", "1"],
+                                 PORT_LITELLM,
+                                 env={"LITELLM_LOCAL_MODEL_COST_MAP": "True",
+                                      "LITELLM_TELEMETRY": "False", "LITELLM_LOG": "ERROR"}))
+                results.append(measure(Figures("LiteLLM proxy (1 worker)"),
+                                       f"http://127.0.0.1:{PORT_LITELLM}{chat}", lit, secs))
+                lit.stop()
+        cores = os.cpu_count() or 1
+        print(f"(e) interlock, {cores} workers", flush=True)
+        iln = start(Proc("interlock-n", [router, "start", "--table", str(lock), "--port",
+                                         str(PORT_ILN), "--workers", str(cores)], PORT_ILN))
+        results.append(measure(Figures(f"interlock balanced ({cores} workers)"),
+                               f"http://127.0.0.1:{PORT_ILN}{chat}", iln, secs))
+        iln.stop()
+    finally:
+        for p in procs:
+            p.stop()
+    micro = micro_decision(lock)
+    write_results(results, micro, soak, secs, " ".join(sys.argv[1:]))
+    print((BENCH / "RESULTS.md").read_text())
+    return 0
+
+
+def soak_run(proc: Proc, url: str, n: int) -> str:
+    """Drive ~n requests at 32 connections and report RSS before and after."""
+    before = proc.rss_mb()
+    rps, _, _, _ = wrk(url, CHAT, 32, 3)
+    seconds = max(5, int(n / max(rps, 1.0)))
+    done = 0.0
+    samples = [before]
+    while done < n:
+        chunk = min(seconds, max(5, seconds // 4))
+        r, _, _, _ = wrk(url, CHAT, 32, chunk)
+        done += r * chunk
+        samples.append(proc.rss_mb())
+    return (f"{int(done):,} requests at 32 connections: RSS {before:.1f} MB before, "
+            + ", ".join(f"{s:.1f}" for s in samples[1:]) + " MB after each quarter")
+
+
+def write_results(results: list[Figures], micro: dict[str, float], soak: str, secs: int,
+                  argv: str) -> None:
+    direct = results[0]
+    by = {f.name.split(" (")[0]: f for f in results}
+    lines = [
+        "# Benchmark results",
+        "",
+        f"- date: {dt.datetime.now(dt.UTC).strftime('%Y-%m-%d %H:%M UTC')}",
+        f"- machine: {platform.machine()}, {os.cpu_count()} cores, "
+        f"{_mem_gb():.0f} GiB, {platform.platform()}, Python {platform.python_version()}",
+        f"- command: `.venv/bin/python bench/run.py {argv}`".replace(" `", " `").rstrip(),
+        f"- load: wrk, {secs} s per phase, POST /v1/chat/completions (non-streaming); "
+        "streams: 30 sequential requests of 200 chunks, medians",
+        "",
+        "| target | req/s @1 | req/s @32 | p50 @1 | p99 @1 | p50 @32 | p99 @32 | added p50 @1 "
+        "| stream TTFB | stream total | peak RSS | errors |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for f in results:
+        if f.notes:
+            lines.append(f"| {f.name} | " + " | ".join(["-"] * 10) + f" | {'; '.join(f.notes)} |")
+            continue
+        added = f.p50_1_ms - direct.p50_1_ms
+        lines.append(
+            f"| {f.name} | {f.rps_1:,.0f} | {f.rps_32:,.0f} | {f.p50_1_ms:.2f} ms | "
+            f"{f.p99_1_ms:.2f} ms | {f.p50_32_ms:.2f} ms | {f.p99_32_ms:.2f} ms | "
+            f"{added:+.2f} ms | {f.ttfb_ms:.2f} ms | {f.stream_total_ms:.2f} ms | "
+            f"{f.peak_rss_mb:.0f} MB | {f.errors} |"
+        )
+    il, fl, lt = by.get("interlock balanced"), by.get("floor proxy"), by.get("LiteLLM proxy")
+    lines += ["", "## Ratios (throughput at 32 connections, same run)", ""]
+    if il and fl and fl.rps_32:
+        lines.append(f"- interlock / floor: {il.rps_32 / fl.rps_32:.2f} (target ≥ 0.70)")
+    if il and lt and lt.rps_32:
+        lines.append(f"- interlock / LiteLLM: {il.rps_32 / lt.rps_32:.1f}× (target ≥ 40×)")
+    lines += ["", "## Decision path alone (classify + look-up + filter, in process)", ""]
+    for k, v in micro.items():
+        lines.append(f"- {k}: {v:,.1f} µs")
+    if soak:
+        lines += ["", "## Memory over a long run", "", f"- {soak}"]
+    (BENCH / "RESULTS.md").write_text("\n".join(lines) + "\n")
+
+
+def _mem_gb() -> float:
+    with open("/proc/meminfo") as fh:
+        return int(fh.readline().split()[1]) / 1024 / 1024
+
+
+if __name__ == "__main__":
+    sys.exit(main())

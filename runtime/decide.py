@@ -1,0 +1,389 @@
+"""The decision: which candidates of the table may serve a classified request, in order.
+
+``decide(table, cls, req)`` does one dictionary look-up for the cell, then
+filters its compiled chain - nothing is re-scored here:
+
+1. the model the client named: ``None``/``auto``/``route-auto`` route by the
+   cell; a table pin prefix (``local/auto``, ``local/<name>``, ``groq/<id>``)
+   routes within that locality or provider; any other name pins that model
+   (unknown → 404 ``model_not_found`` with a did-you-mean).  The request's
+   ``models`` list (OpenRouter's fallback list) follows a pinned model;
+2. privacy, fail-closed: a private request never keeps a cloud candidate,
+   whatever pins or controls say (a pinned cloud model leaves no candidate);
+3. request controls in OpenRouter's shape - ``allowed_models`` (``*`` wildcards),
+   ``provider.{only, ignore, order, allow_fallbacks, sort, max_price,
+   data_collection, require_parameters}`` - validated (400 naming the field);
+4. needs (``caps & needs == needs``), context window, health.
+
+Every dropped candidate is kept in ``Decision.filtered`` with its reason.
+"""
+
+from __future__ import annotations
+
+import difflib
+import fnmatch
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass, field
+from typing import Any, Final, Literal
+
+from interlock.runtime.canonical import CanonicalRequest
+from interlock.runtime.classify import Classification
+from interlock.runtime.errors import RequestError
+from interlock.runtime.signals import caps_names, cell_key
+from interlock.runtime.table import Candidate, Cell, DecisionTable, ModelEntry, Pin, Policy, Terms
+
+SortBy = Literal["price", "latency", "throughput"]
+_SORTS: Final = ("price", "latency", "throughput")
+_PROVIDER_KEYS: Final = frozenset({
+    "order", "only", "ignore", "sort", "allow_fallbacks", "require_parameters", "max_price",
+    "data_collection",
+})
+_CONTROL_KEYS: Final = frozenset({"models", "allowed_models", "provider"})
+_COLLECTING: Final = frozenset({"may-train", "unknown"})
+
+
+@dataclass(frozen=True, slots=True)
+class Controls:
+    """Validated request-level controls (OpenRouter's ``models`` / ``provider`` shape)."""
+
+    models: tuple[str, ...] = ()
+    allowed_models: tuple[str, ...] = ()
+    order: tuple[str, ...] = ()
+    only: tuple[str, ...] = ()
+    ignore: tuple[str, ...] = ()
+    sort: SortBy | None = None
+    allow_fallbacks: bool = True
+    require_parameters: bool = False
+    max_price_prompt: float | None = None
+    max_price_completion: float | None = None
+    deny_data_collection: bool = False
+
+
+@dataclass(slots=True)
+class Decision:
+    """The cell, the candidates still eligible (in order) and why the others are not."""
+
+    cell: Cell
+    candidates: list[Candidate]
+    filtered: list[tuple[Candidate, str]]  # (candidate, why it was dropped)
+    pinned: str | None  # the model key the client pinned, if any
+    reason: str  # short ASCII text for X-Router-Reason
+    pin: str | None = None  # the table pin prefix used ("local/"), if any
+    controls: Controls = field(default_factory=Controls)
+
+    def explain(self) -> dict[str, Any]:
+        """Everything about the decision, JSON-able."""
+        return {
+            "cell": self.cell.key,
+            "policy": self.cell.policy.model_dump(mode="json"),
+            "rules": list(self.cell.rules),
+            "candidates": [
+                {"model": c.model, "provider": c.provider, "role": c.role, "local": c.local,
+                 "score": c.score, "reason": c.reason}
+                for c in self.candidates
+            ],
+            "filtered": [{"model": c.model, "reason": r} for c, r in self.filtered],
+            "pinned": self.pinned,
+            "pin": self.pin,
+            "reason": self.reason,
+            "controls": asdict(self.controls),
+        }
+
+
+# --------------------------------------------------------------------------- controls
+
+
+def _str_list(value: Any, param: str) -> tuple[str, ...]:
+    if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+        raise RequestError(400, f"{param} must be a list of non-empty strings", param=param)
+    return tuple(value)
+
+
+def _providers(value: Any, param: str, table: DecisionTable) -> tuple[str, ...]:
+    names = _str_list(value, param)
+    for n in names:
+        if n not in table.providers:
+            hint = _did_you_mean(n, table.providers)
+            raise RequestError(400, f"{param}: unknown provider {n!r}{hint}", param=param)
+    return names
+
+
+def _bool(value: Any, param: str) -> bool:
+    if not isinstance(value, bool):
+        raise RequestError(400, f"{param} must be true or false", param=param)
+    return value
+
+
+def _price(value: Any, param: str) -> float:
+    if isinstance(value, str):
+        try:
+            value = float(value)  # OpenRouter accepts prices as strings too
+        except ValueError:
+            pass
+    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+        raise RequestError(400, f"{param} must be a non-negative number (USD per Mtok)",
+                           param=param)
+    return float(value)
+
+
+def parse_controls(raw: Mapping[str, Any], table: DecisionTable) -> Controls:
+    """Validate ``req.controls``; a bad value raises ``RequestError(400, param=...)``."""
+    if not raw:
+        return Controls()
+    for key in raw:
+        if key not in _CONTROL_KEYS:
+            raise RequestError(400, f"unknown routing control {key!r}", param=key)
+    kw: dict[str, Any] = {}
+    if raw.get("models") is not None:
+        kw["models"] = _str_list(raw["models"], "models")
+    if raw.get("allowed_models") is not None:
+        kw["allowed_models"] = _str_list(raw["allowed_models"], "allowed_models")
+    prov = raw.get("provider")
+    if prov is not None:
+        if not isinstance(prov, Mapping):
+            raise RequestError(400, "provider must be an object", param="provider")
+        for key in prov:
+            if key not in _PROVIDER_KEYS:
+                supported = ", ".join(sorted(_PROVIDER_KEYS))
+                raise RequestError(400, f"unsupported provider control {key!r} "
+                                   f"(supported: {supported})", param=f"provider.{key}")
+        for key in ("order", "only", "ignore"):
+            if prov.get(key) is not None:
+                kw[key] = _providers(prov[key], f"provider.{key}", table)
+        if prov.get("sort") is not None:
+            if prov["sort"] not in _SORTS:
+                raise RequestError(400, f"provider.sort must be one of {', '.join(_SORTS)}",
+                                   param="provider.sort")
+            kw["sort"] = prov["sort"]
+        for key in ("allow_fallbacks", "require_parameters"):
+            if prov.get(key) is not None:
+                kw[key] = _bool(prov[key], f"provider.{key}")
+        dc = prov.get("data_collection")
+        if dc is not None:
+            if dc not in ("allow", "deny"):
+                raise RequestError(400, "provider.data_collection must be 'allow' or 'deny'",
+                                   param="provider.data_collection")
+            kw["deny_data_collection"] = dc == "deny"
+        mp = prov.get("max_price")
+        if mp is not None:
+            if not isinstance(mp, Mapping):
+                raise RequestError(400, "provider.max_price must be an object",
+                                   param="provider.max_price")
+            for key, val in mp.items():
+                if key not in ("prompt", "completion"):
+                    raise RequestError(400, f"unsupported max_price field {key!r}",
+                                       param=f"provider.max_price.{key}")
+                kw[f"max_price_{key}"] = _price(val, f"provider.max_price.{key}")
+    return Controls(**kw)
+
+
+# --------------------------------------------------------------------------- names
+
+
+def _did_you_mean(name: str, choices: Mapping[str, Any]) -> str:
+    close = difflib.get_close_matches(name, list(choices), n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def _unknown(name: str, table: DecisionTable) -> RequestError:
+    hint = _did_you_mean(name, table.model_index)
+    return RequestError(404, f"model {name!r} does not exist in this router{hint}",
+                        param="model", code="model_not_found")
+
+
+def _match_pin(name: str, table: DecisionTable) -> Pin | None:
+    best: Pin | None = None
+    for pin in table.pins:
+        if name.startswith(pin.prefix) and (best is None or len(pin.prefix) > len(best.prefix)):
+            best = pin
+    return best
+
+
+def _fits_pin(model: ModelEntry, pin: Pin) -> bool:
+    if pin.locality is not None and model.locality != pin.locality:
+        return False
+    return pin.provider is None or model.provider == pin.provider
+
+
+def _resolve(name: str, table: DecisionTable, pin: Pin | None = None) -> str:
+    """The model key a client-facing name stands for (raises 404 when there is none)."""
+    tries = [name] if pin is None else [
+        *([f"{pin.provider}/{name}"] if pin.provider else []), name,
+    ]
+    for n in tries:
+        key = n if n in table.models else table.model_index.get(n)
+        if key is not None and key in table.models:
+            if pin is None or _fits_pin(table.models[key], pin):
+                return key
+    raise _unknown(name if pin is None else pin.prefix + name, table)
+
+
+def _candidate(key: str, cell: Cell, table: DecisionTable, why: str) -> Candidate:
+    for c in cell.chain:
+        if c.model == key:
+            return c if c.role == "primary" else c.model_copy(update={"role": "primary"})
+    m = table.models[key]
+    return Candidate(model=key, provider=m.provider, role="primary", local=m.locality == "local",
+                     caps=m.caps, score=0.0, terms=Terms(quality=0, cost=0, latency=0, locality=0),
+                     reason=why)
+
+
+def _empty_cell(key: str) -> Cell:
+    task, complexity, sensitivity, modality = (key.split(".") + ["", "", "", ""])[:4]
+    return Cell.model_validate({
+        "key": key, "task": task, "complexity": complexity, "sensitivity": sensitivity,
+        "modality": modality, "policy": Policy(allow_cloud=False), "chain": (),
+    })
+
+
+# --------------------------------------------------------------------------- decide
+
+
+def _is_local(c: Candidate, table: DecisionTable) -> bool:
+    # Both the compiled flag and the provider's locality must agree: fail closed.
+    prov = table.providers.get(c.provider)
+    return c.local and prov is not None and prov.locality == "local"
+
+
+def _price_key(table: DecisionTable) -> Callable[[Candidate], float]:
+    def key(c: Candidate) -> float:
+        p = table.models[c.model].price
+        return (3 * p.input + p.output) / 4
+    return key
+
+
+def _order(cands: list[Candidate], ctl: Controls, table: DecisionTable,
+           filtered: list[tuple[Candidate, str]]) -> list[Candidate]:
+    if ctl.sort is not None:
+        main = [c for c in cands if c.role != "escalation"]
+        tail = [c for c in cands if c.role == "escalation"]
+        if ctl.sort == "price":
+            main.sort(key=_price_key(table))
+        elif ctl.sort == "latency":
+            main.sort(key=lambda c: table.models[c.model].speed.ttft_ms)
+        else:
+            main.sort(key=lambda c: -table.models[c.model].speed.tokens_per_s)
+        cands = main + tail
+    if ctl.order:
+        rank = {p: i for i, p in enumerate(ctl.order)}
+        cands = sorted(cands, key=lambda c: rank.get(c.provider, len(rank)))
+        if not ctl.allow_fallbacks:
+            for c in cands:
+                if c.provider not in rank:
+                    filtered.append((c, "provider not in provider.order "
+                                              "(allow_fallbacks: false)"))
+            cands = [c for c in cands if c.provider in rank]
+    elif not ctl.allow_fallbacks and len(cands) > 1:
+        filtered.extend((c, "allow_fallbacks: false") for c in cands[1:])
+        cands = cands[:1]
+    return cands
+
+
+def _drop_reason(c: Candidate, cls: Classification, ctl: Controls, table: DecisionTable,
+                 healthy: Callable[[str], bool] | None) -> str | None:
+    """Why ``c`` may not serve this request, or None."""
+    model = table.models.get(c.model)
+    if model is None:
+        return "not in the table's models"
+    if cls.sensitivity == "private" and not _is_local(c, table):
+        return f"private request: cloud model {c.model} refused"
+    if ctl.allowed_models and not any(
+        fnmatch.fnmatchcase(c.model, pat) or fnmatch.fnmatchcase(model.upstream_id, pat)
+        for pat in ctl.allowed_models
+    ):
+        return "not in allowed_models"
+    if ctl.only and c.provider not in ctl.only:
+        return "provider not in provider.only"
+    if c.provider in ctl.ignore:
+        return "provider in provider.ignore"
+    if ctl.deny_data_collection and not c.local:
+        dc = table.providers[c.provider].data_collection
+        if dc in _COLLECTING:
+            return f"data_collection: deny (provider {dc})"
+    if ctl.max_price_prompt is not None and model.price.input > ctl.max_price_prompt:
+        return f"price {model.price.input}/Mtok above max_price.prompt"
+    if ctl.max_price_completion is not None and model.price.output > ctl.max_price_completion:
+        return f"price {model.price.output}/Mtok above max_price.completion"
+    missing = cls.needs & ~c.caps
+    if missing:
+        return "lacks " + ",".join(caps_names(missing))
+    if cls.tokens > model.context_window:
+        return f"context {model.context_window} < ~{cls.tokens} tokens"
+    if healthy is not None and not healthy(c.provider):
+        return f"provider {c.provider} unhealthy"
+    return None
+
+
+def decide(
+    table: DecisionTable, cls: Classification, req: CanonicalRequest, *,
+    healthy: Callable[[str], bool] | None = None,
+) -> Decision:
+    """The ordered candidates for ``req`` (see the module docstring).
+
+    ``healthy(provider_name)`` says whether a provider may be tried now.
+    Raises ``RequestError`` 404 for an unknown model, 400 for bad controls.
+    """
+    cell = table.cells.get(cls.cell) or _empty_cell(cls.cell)
+    ctl = parse_controls(req.controls, table)
+    name = req.model
+    pinned: str | None = None
+    pin: Pin | None = None
+    if name is None or name in table.aliases:
+        if ctl.models:
+            base = [_candidate(_resolve(n, table), cell, table, "request models list")
+                    for n in ctl.models]
+        else:
+            base = list(cell.chain)
+    else:
+        pin = _match_pin(name, table)
+        rest = name[len(pin.prefix):] if pin is not None else ""
+        if pin is not None and (rest in ("", "auto") or rest in table.aliases):
+            twin = table.cells.get(cell_key(cls.task, cls.complexity, "private", cls.modality))
+            chain = list(cell.chain) + (list(twin.chain) if twin is not None else [])
+            seen: set[str] = set()
+            base = []
+            for c in chain:
+                if c.model not in seen and c.model in table.models and _fits_pin(
+                    table.models[c.model], pin
+                ):
+                    seen.add(c.model)
+                    base.append(c)
+        else:
+            pinned = _resolve(rest, table, pin) if pin is not None else _resolve(name, table)
+            base = [_candidate(pinned, cell, table, "pinned by request")]
+        for n in ctl.models:  # OpenRouter: the models list is the pinned model's fallbacks
+            key = _resolve(n, table)
+            if all(c.model != key for c in base):
+                base.append(_candidate(key, cell, table, "request models list"))
+    filtered: list[tuple[Candidate, str]] = []
+    kept: list[Candidate] = []
+    for c in base:
+        why = _drop_reason(c, cls, ctl, table, healthy)
+        if why is None:
+            kept.append(c)
+        else:
+            filtered.append((c, why))
+    kept = _order(kept, ctl, table, filtered)
+    return Decision(
+        cell=cell, candidates=kept, filtered=filtered, pinned=pinned,
+        reason=_reason(cell.key, kept, filtered, pinned, pin),
+        pin=pin.prefix if pin is not None else None, controls=ctl,
+    )
+
+
+def _reason(key: str, kept: list[Candidate], filtered: list[tuple[Candidate, str]],
+            pinned: str | None, pin: Pin | None) -> str:
+    if kept:
+        first = kept[0]
+        how = "pinned" if pinned else f"pin {pin.prefix}" if pin else f"cell {key}"
+        where = "local" if first.local else "cloud"
+        text = f"{how}: {where} {first.role} {first.model}"
+    elif filtered:
+        text = f"cell {key}: no candidate ({filtered[0][1]})" if not pinned else filtered[0][1]
+    elif pin is not None:
+        text = f"pin {pin.prefix}: no matching candidate in cell {key}"
+    else:
+        text = f"cell {key}: no candidate (empty chain)"
+    # Header-safe: printable ASCII only, bounded.
+    safe = "".join(ch if " " <= ch <= "~" else "?" for ch in text)
+    return safe[:200]

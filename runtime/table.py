@@ -205,7 +205,9 @@ class DecisionTable(_Frozen):
     profile_description: str = ""
     weights: dict[str, float]
     sources: tuple[Source, ...] = ()
-    capability_bits: dict[str, int] = Field(default_factory=lambda: {str(k): v for k, v in CAPABILITY_BITS.items()})
+    capability_bits: dict[str, int] = Field(
+        default_factory=lambda: {str(k): v for k, v in CAPABILITY_BITS.items()}
+    )
     providers: dict[str, ProviderEntry]
     models: dict[str, ModelEntry]
     model_index: dict[str, str] = Field(description="every accepted model name → model key")

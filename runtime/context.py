@@ -1,0 +1,84 @@
+"""The per-request context the endpoint handlers share, and the steps common to
+the JSON and the streaming chat paths (recording who answered, passing an
+upstream's own error through, attaching the trace)."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from interlock.runtime.asgi_types import Receive, Scope, Send
+from interlock.runtime.canonical import CanonicalRequest
+from interlock.runtime.classify import Classification
+from interlock.runtime.decide import Decision
+from interlock.runtime.errors import UpstreamHTTPError
+from interlock.runtime.headers import RequestMeta, diagnostic_headers
+from interlock.runtime.responses import send_bytes
+from interlock.runtime.state import RuntimeState
+from interlock.runtime.surfaces.chat_encode import upstream_error_body
+from interlock.runtime.trace import Diagnostics, build_trace
+
+
+@dataclass(slots=True)
+class Ctx:
+    state: RuntimeState
+    scope: Scope
+    receive: Receive
+    send: Send
+    meta: RequestMeta
+    diag: Diagnostics
+    #: True once http.response.start went out (errors can no longer be a response)
+    started: bool = False
+
+
+Handler = Callable[[Ctx], Awaitable[None]]
+
+
+@dataclass(slots=True)
+class Routed:
+    """A request decoded, classified and decided."""
+
+    req: CanonicalRequest
+    classification: Classification
+    decision: Decision
+    private: bool
+    trace: bool
+
+
+def answered(ctx: Ctx, key: str, provider: str, locality: str) -> None:
+    """Record who answered (headers, counters); note a fallback in the reason."""
+    diag = ctx.diag
+    diag.provider = provider
+    diag.model = key
+    tried = sum(1 for a in diag.attempts if a.outcome != "skipped")
+    if tried > 1:
+        ctx.state.counters.fallbacks += 1
+        diag.reason = f"{diag.reason}; fallback after {tried - 1} failed attempt(s)"
+    if locality == "local":
+        ctx.state.counters.local += 1
+    else:
+        ctx.state.counters.cloud += 1
+
+
+async def upstream_error(ctx: Ctx, exc: UpstreamHTTPError) -> None:
+    """A non-retryable upstream error (400/401/403/404/422...) keeps its status; an
+    OpenAI-shaped body goes back as it came, any other (an Ollama ``{"error": "..."}``)
+    is wrapped in OpenAI's shape by the surface."""
+    ctx.diag.provider = exc.provider
+    last = ctx.diag.attempts[-1] if ctx.diag.attempts else None
+    ctx.diag.model = last.model if last is not None else exc.model
+    ctx.diag.reason = f"{ctx.diag.reason}; upstream answered {exc.status}"
+    headers = diagnostic_headers(ctx.diag, ctx.state.table_hash_header)
+    ctx.started = True
+    await send_bytes(ctx.send, exc.status, upstream_error_body(exc), headers)
+
+
+def trace_of(ctx: Ctx, routed: Routed) -> dict[str, Any]:
+    return build_trace(ctx.state.table_hash, routed.classification, routed.decision, ctx.diag)
+
+
+def trace_comment(trace: dict[str, Any]) -> bytes:
+    """The trace as one SSE comment line (skipped by SSE parsers)."""
+    return b": x_router_trace " + orjson.dumps(trace) + b"\n\n"

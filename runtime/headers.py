@@ -1,0 +1,72 @@
+"""Request headers the router reads, and the diagnostic headers it writes.
+
+Read (one pass over ``scope["headers"]``): ``content-length`` (for the early
+413), ``x-router-trace`` and ``x-router-private`` (``1``/``true``/``yes``).
+
+Written on every response, errors included, so that a client can see where a
+request went without touching the body:
+
+=====================  ==================================================
+X-Router-Provider      the provider that answered (``none`` if none did)
+X-Router-Model         its model key, ``provider/upstream_id``
+X-Router-Cell          the cell, ``task.complexity.sensitivity.modality``
+X-Router-Reason        why this model (the decision's reason, and fallbacks)
+X-Router-Attempts      how many upstream attempts were made
+X-Router-Table         the decision table's content hash
+X-Router-Overhead-Ms   time spent in the router itself, upstream time excluded
+=====================  ==================================================
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from interlock.runtime.asgi_types import RawHeaders, Scope
+from interlock.runtime.trace import Diagnostics
+
+_TRUE = frozenset((b"1", b"true", b"yes", b"on"))
+
+
+@dataclass(slots=True)
+class RequestMeta:
+    """What the router needs from the request's headers."""
+
+    content_length: int | None = None
+    trace: bool = False
+    private: bool = False
+
+
+def scan_headers(scope: Scope) -> RequestMeta:
+    """One pass over the request headers (ASGI gives names in lower case)."""
+    meta = RequestMeta()
+    for name, value in scope["headers"]:
+        if name == b"content-length":
+            try:
+                meta.content_length = int(value)
+            except ValueError:
+                meta.content_length = None
+        elif name == b"x-router-trace":
+            meta.trace = value.strip().lower() in _TRUE
+        elif name == b"x-router-private":
+            meta.private = value.strip().lower() in _TRUE
+    return meta
+
+
+def _value(text: str) -> bytes:
+    """A header-safe value: one line, ASCII (anything else becomes ``?``)."""
+    if "\r" in text or "\n" in text:
+        text = text.replace("\r", " ").replace("\n", " ")
+    return text.encode("ascii", "replace")
+
+
+def diagnostic_headers(diag: Diagnostics, table_hash: bytes) -> RawHeaders:
+    """The X-Router-* headers for one response (a fresh list the caller may extend)."""
+    return [
+        (b"x-router-provider", _value(diag.provider) if diag.provider else b"none"),
+        (b"x-router-model", _value(diag.model) if diag.model else b"none"),
+        (b"x-router-cell", _value(diag.cell) if diag.cell else b"none"),
+        (b"x-router-reason", _value(diag.reason) if diag.reason else b"none"),
+        (b"x-router-attempts", str(len(diag.attempts)).encode()),
+        (b"x-router-table", table_hash),
+        (b"x-router-overhead-ms", b"%.3f" % diag.overhead_ms()),
+    ]

@@ -31,7 +31,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import aiohttp
-
 from measure import micro_decision, rss_tree_kb, wait_port
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -94,7 +93,7 @@ class Proc:
                 self.proc.wait()
 
 
-def granian(target: str, port: int, workers: int = 1, env: dict[str, str] | None = None) -> list[str]:
+def granian(target: str, port: int, workers: int = 1) -> list[str]:
     return [PY, "-m", "granian", "--interface", "asgi", "--workers", str(workers),
             "--host", "127.0.0.1", "--port", str(port), "--no-ws", "--log-level", "warning",
             target]

@@ -6,22 +6,30 @@ The app builds one ``Adapters`` in its lifespan and closes it at shutdown::
     wire = adapters.for_wire(provider.wire)
     resp = await wire.send(req, model, provider, deadline=time.monotonic() + 30)
     await adapters.close()
+
+Wires: ``openai`` (chat completions, plus legacy completions for the
+``completions`` surface), ``anthropic`` (Messages API) and ``ollama``.
 """
 
 from __future__ import annotations
 
+from interlock.runtime.providers.anthropic import AnthropicWire
 from interlock.runtime.providers.base import Provider, Upstream
+from interlock.runtime.providers.legacy import OpenAIWireWithLegacy
 from interlock.runtime.providers.ollama import OllamaWire
-from interlock.runtime.providers.openai import OpenAIWire
+
+WIRES = ("openai", "anthropic", "ollama")
 
 
 def adapter_for(wire: str, upstream: Upstream) -> Provider:
     """A new adapter for ``wire`` on ``upstream``; ValueError for an unknown wire."""
     if wire == "openai":
-        return OpenAIWire(upstream)
+        return OpenAIWireWithLegacy(upstream)
+    if wire == "anthropic":
+        return AnthropicWire(upstream)
     if wire == "ollama":
         return OllamaWire(upstream)
-    raise ValueError(f"no adapter for wire {wire!r} (known: openai, ollama)")
+    raise ValueError(f"no adapter for wire {wire!r} (known: {', '.join(WIRES)})")
 
 
 class Adapters:

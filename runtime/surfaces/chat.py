@@ -19,7 +19,14 @@ from __future__ import annotations
 
 from typing import Any, Final
 
-from interlock.runtime.canonical import CanonicalRequest, Message, Part, ToolSpec
+from interlock.runtime.asgi_types import RawHeaders
+from interlock.runtime.canonical import (
+    CanonicalRequest,
+    CanonicalResponse,
+    Message,
+    Part,
+    ToolSpec,
+)
 from interlock.runtime.errors import RequestError
 from interlock.runtime.surfaces.chat_encode import (
     ChatStreamEncoder,
@@ -36,9 +43,11 @@ from interlock.runtime.surfaces.check import (
     opt_str,
     opt_str_list,
 )
+from interlock.runtime.surfaces.shapes import OPENAI_ERRORS
+from interlock.runtime.surfaces.spec import Surface
 
 __all__ = [
-    "ChatStreamEncoder", "decode_chat", "encode_chat_response", "encode_error_chunk",
+    "CHAT", "ChatStreamEncoder", "decode_chat", "encode_chat_response", "encode_error_chunk",
     "error_response", "openai_error_body",
 ]
 
@@ -287,3 +296,22 @@ def _response_format(rf: Any) -> dict[str, Any] | None:
         return rf
     raise bad("response_format.type", "response_format.type must be text, json_object or "
               f"json_schema (got {kind!r})", code="invalid_value")
+
+
+# -- the surface, for the pipeline ------------------------------------------------------
+
+
+def _decode(body: dict[str, Any], headers: RawHeaders) -> CanonicalRequest:
+    return decode_chat(body)
+
+
+def _encode(resp: CanonicalResponse, model_name: str, req: CanonicalRequest) -> dict[str, Any]:
+    return encode_chat_response(resp, model_name=model_name)
+
+
+def _encoder(req: CanonicalRequest, model_name: str) -> ChatStreamEncoder:
+    return ChatStreamEncoder(model_name=model_name, include_usage=req.include_usage)
+
+
+#: ``POST /v1/chat/completions``
+CHAT: Final = Surface("chat", _decode, _encode, _encoder, OPENAI_ERRORS)

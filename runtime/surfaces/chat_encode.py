@@ -67,8 +67,9 @@ def upstream_error_body(exc: UpstreamHTTPError) -> bytes:
     except orjson.JSONDecodeError:
         data = None
     err = data.get("error") if isinstance(data, dict) else None
-    if isinstance(err, dict) and isinstance(err.get("message"), str):
-        return exc.body  # already OpenAI-shaped
+    if isinstance(err, dict) and isinstance(err.get("message"), str) \
+            and isinstance(data, dict) and data.get("type") != "error":
+        return exc.body  # already OpenAI-shaped (Anthropic's has a top-level "type")
     if isinstance(err, dict):  # e.g. Anthropic {"type": "error", "error": {"type", "message"}}
         message = str(err.get("message") or err)
     elif err is not None:
@@ -198,12 +199,21 @@ class ChatStreamEncoder:
         self.finish_reason = reason
         return self._chunk(b"{}", b'"' + reason.encode() + b'"')
 
-    def finish(self) -> bytes:
-        """Close the stream: finish chunk if missing, one usage chunk if asked, [DONE]."""
+    def finish(self, comment: bytes = b"") -> bytes:
+        """Close the stream: finish chunk if missing, one usage chunk if asked,
+        ``comment`` (an SSE comment line, e.g. the trace), then [DONE]."""
         out = self.start()
         if not self._finished:
             out += self._finish("stop")
         if self._include_usage:
             usage = _usage(self.usage) or _usage(Usage())
             out += self._head + b',"choices":[],"usage":' + orjson.dumps(usage) + b"}\n\n"
-        return out + DONE_EVENT
+        return out + comment + DONE_EVENT
+
+    def close(self, comment: bytes = b"") -> bytes:
+        """The normal end of the stream (``StreamEncoder`` protocol)."""
+        return self.finish(comment)
+
+    def fail(self, message: str, comment: bytes = b"") -> bytes:
+        """End a started stream with an in-band error chunk, then [DONE]."""
+        return encode_error_chunk(message, code="upstream_stream_error") + comment + DONE_EVENT

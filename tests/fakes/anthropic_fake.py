@@ -1,6 +1,10 @@
 """A fake Anthropic Messages upstream: POST /v1/messages, JSON and the SSE
 event sequence (message_start, content_block_start/delta/stop, ping,
 message_delta, message_stop).  See ``fakes.fixtures``.
+
+``thinking="..."`` (or setting ``up.thinking``) starts every answer with a
+signed ``thinking`` block and a ``redacted_thinking`` block, as extended thinking
+does.
 """
 
 from __future__ import annotations
@@ -26,9 +30,11 @@ def _event(name: str, data: dict[str, Any]) -> bytes:
 class FakeAnthropic(FakeUpstream):
     """Anthropic's Messages API on 127.0.0.1; ``url`` is the bare root."""
 
-    def __init__(self, *, models: list[str] | None = None) -> None:
+    def __init__(self, *, models: list[str] | None = None, thinking: str | None = None) -> None:
         super().__init__(models=models)
         self._n = itertools.count(1)
+        #: answer with a signed thinking block and a redacted_thinking block first
+        self.thinking = thinking
 
     def routes(self, app: web.Application) -> None:
         app.router.add_post("/v1/messages", self.messages)
@@ -61,8 +67,12 @@ class FakeAnthropic(FakeUpstream):
             rough_tokens(orjson.dumps(body.get("messages", [])).decode()), rough_tokens(text))
         mid = f"msg_fake_{next(self._n)}"
         ids = [c.id or f"toolu_{i}" for i, c in enumerate(b.tool_calls)]
+        think: list[dict[str, Any]] = [
+            {"type": "thinking", "thinking": self.thinking, "signature": "sig-" + mid},
+            {"type": "redacted_thinking", "data": "opaque-" + mid}] if self.thinking else []
         if not body.get("stream"):
-            content: list[dict[str, Any]] = [{"type": "text", "text": text}] if text else []
+            content: list[dict[str, Any]] = list(think)
+            content += [{"type": "text", "text": text}] if text else []
             content += [{"type": "tool_use", "id": ids[i], "name": c.name,
                          "input": orjson.loads(c.arguments)}
                         for i, c in enumerate(b.tool_calls)]
@@ -75,18 +85,35 @@ class FakeAnthropic(FakeUpstream):
             "stop_reason": None, "stop_sequence": None,
             "usage": {"input_tokens": in_tok, "output_tokens": 1}}})]
         index = 0
-        if text:
+        if think:
             chunks.append(_event("content_block_start", {
                 "type": "content_block_start", "index": 0,
+                "content_block": {"type": "thinking", "thinking": "", "signature": ""}}))
+            chunks.append(_event("content_block_delta", {
+                "type": "content_block_delta", "index": 0,
+                "delta": {"type": "thinking_delta", "thinking": think[0]["thinking"]}}))
+            chunks.append(_event("content_block_delta", {
+                "type": "content_block_delta", "index": 0,
+                "delta": {"type": "signature_delta", "signature": think[0]["signature"]}}))
+            chunks.append(_event("content_block_stop", {"type": "content_block_stop",
+                                                        "index": 0}))
+            chunks.append(_event("content_block_start", {
+                "type": "content_block_start", "index": 1, "content_block": think[1]}))
+            chunks.append(_event("content_block_stop", {"type": "content_block_stop",
+                                                        "index": 1}))
+            index = 2
+        if text:
+            chunks.append(_event("content_block_start", {
+                "type": "content_block_start", "index": index,
                 "content_block": {"type": "text", "text": ""}}))
             chunks.append(_event("ping", {"type": "ping"}))
             chunks += [_event("content_block_delta", {
-                "type": "content_block_delta", "index": 0,
+                "type": "content_block_delta", "index": index,
                 "delta": {"type": "text_delta", "text": piece}})
                 for piece in split_text(text, b.chunk_chars)]
             chunks.append(_event("content_block_stop", {"type": "content_block_stop",
-                                                        "index": 0}))
-            index = 1
+                                                        "index": index}))
+            index += 1
         for i, c in enumerate(b.tool_calls):
             chunks.append(_event("content_block_start", {
                 "type": "content_block_start", "index": index + i,

@@ -12,10 +12,35 @@ filters its compiled chain - nothing is re-scored here:
    whatever pins or controls say (a pinned cloud model leaves no candidate);
 3. request controls in OpenRouter's shape - ``allowed_models`` (``*`` wildcards),
    ``provider.{only, ignore, order, allow_fallbacks, sort, max_price,
-   data_collection, require_parameters}`` - validated (400 naming the field);
-4. needs (``caps & needs == needs``), context window, health.
+   data_collection, zdr, require_parameters}`` - validated (400 naming the field);
+4. needs (``caps & needs == needs``), context window, health;
+5. the latency budget: when the cell has ``policy.latency_budget_ms`` and the
+   first candidate's expected latency (live figures, passed in as ``latency``)
+   breaks it, the first candidate that keeps it goes first (none keeps it: the
+   compiled order stands - its score already weighed latency).  Not applied to a
+   pinned model or when the client chose the order (``provider.sort`` /
+   ``provider.order``).
 
 Every dropped candidate is kept in ``Decision.filtered`` with its reason.
+
+OpenRouter semantics kept (https://openrouter.ai/docs/features/provider-routing,
+.../model-routing): ``models`` are fallbacks in priority order (after ``model``
+when one is named); ``order`` is tried first and, with ``allow_fallbacks: true``
+(the default), the other candidates follow; ``allow_fallbacks: false`` keeps
+only ``order`` (or only the first candidate without ``order``); ``only`` /
+``ignore`` filter providers (slugs match case-insensitively); ``sort`` is a
+string or ``{by, partition}`` - with ``partition: "model"`` (the default) a
+client's own ``models`` list keeps its order, with ``"none"`` (and for routed
+chains) every candidate is sorted; ``max_price`` is USD per million tokens
+(``prompt``, ``completion``; ``request``/``image`` are accepted but not enforced:
+the catalog has no such prices); ``data_collection: deny`` drops providers that
+may train on or keep data (``may-train``/``unknown``), ``zdr: true`` keeps only
+providers with no retention (``none``) and local ones.  ``quantizations``,
+``enforce_distillable_text``, ``preferred_min_throughput`` and
+``preferred_max_latency`` are validated and accepted without effect (no catalog
+data).  ``require_parameters: true`` additionally requires the ``reasoning``
+capability when the request sets ``reasoning``/``reasoning_effort``; the
+capabilities a request needs (tools, JSON, vision, streaming) are always required.
 """
 
 from __future__ import annotations
@@ -29,17 +54,23 @@ from typing import Any, Final, Literal
 from interlock.runtime.canonical import CanonicalRequest
 from interlock.runtime.classify import Classification
 from interlock.runtime.errors import RequestError
-from interlock.runtime.signals import caps_names, cell_key
+from interlock.runtime.signals import CAPABILITY_BITS, caps_names, cell_key
 from interlock.runtime.table import Candidate, Cell, DecisionTable, ModelEntry, Pin, Policy, Terms
 
 SortBy = Literal["price", "latency", "throughput"]
 _SORTS: Final = ("price", "latency", "throughput")
 _PROVIDER_KEYS: Final = frozenset({
     "order", "only", "ignore", "sort", "allow_fallbacks", "require_parameters", "max_price",
-    "data_collection",
+    "data_collection", "zdr", "quantizations", "enforce_distillable_text",
+    "preferred_min_throughput", "preferred_max_latency",
 })
+_PRICE_KEYS: Final = ("prompt", "completion", "request", "image")
+_PERCENTILES: Final = frozenset({"p50", "p75", "p90", "p99"})
+_OUT_TOKENS: Final = {"low": 150, "medium": 400, "high": 1000}
 _CONTROL_KEYS: Final = frozenset({"models", "allowed_models", "provider"})
 _COLLECTING: Final = frozenset({"may-train", "unknown"})
+_REASONING: Final = CAPABILITY_BITS["reasoning"]
+_REASONING_KEYS: Final = frozenset({"reasoning", "reasoning_effort"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +88,9 @@ class Controls:
     max_price_prompt: float | None = None
     max_price_completion: float | None = None
     deny_data_collection: bool = False
+    zdr: bool = False
+    #: sort partition: "model" keeps a client's models list in its order
+    sort_partition: Literal["model", "none"] = "model"
 
 
 @dataclass(slots=True)
@@ -70,6 +104,8 @@ class Decision:
     reason: str  # short ASCII text for X-Router-Reason
     pin: str | None = None  # the table pin prefix used ("local/"), if any
     controls: Controls = field(default_factory=Controls)
+    #: the latency budget step: budget, expected ms per candidate, what moved
+    latency: dict[str, Any] | None = None
 
     def explain(self) -> dict[str, Any]:
         """Everything about the decision, JSON-able."""
@@ -87,6 +123,7 @@ class Decision:
             "pin": self.pin,
             "reason": self.reason,
             "controls": asdict(self.controls),
+            "latency": self.latency,
         }
 
 
@@ -101,11 +138,34 @@ def _str_list(value: Any, param: str) -> tuple[str, ...]:
 
 def _providers(value: Any, param: str, table: DecisionTable) -> tuple[str, ...]:
     names = _str_list(value, param)
-    for n in names:
-        if n not in table.providers:
+    lower = {p.lower(): p for p in table.providers}
+    out: list[str] = []
+    for i, n in enumerate(names):
+        name = n if n in table.providers else lower.get(n.lower())
+        if name is None:
             hint = _did_you_mean(n, table.providers)
-            raise RequestError(400, f"{param}: unknown provider {n!r}{hint}", param=param)
-    return names
+            raise RequestError(400, f"{param}[{i}]: unknown provider {n!r}{hint}",
+                               param=f"{param}[{i}]")
+        out.append(name)
+    return tuple(out)
+
+
+def _preference(value: Any, param: str) -> None:
+    """``preferred_min_throughput`` / ``preferred_max_latency``: a number or percentiles."""
+    if isinstance(value, Mapping):
+        for key, v in value.items():
+            if key not in _PERCENTILES:
+                raise RequestError(400, f"{param}: unknown percentile {key!r} "
+                                   "(p50, p75, p90, p99)", param=f"{param}.{key}")
+            _number(v, f"{param}.{key}")
+        return
+    _number(value, param)
+
+
+def _number(value: Any, param: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+        raise RequestError(400, f"{param} must be a non-negative number", param=param)
+    return float(value)
 
 
 def _bool(value: Any, param: str) -> bool:
@@ -151,13 +211,17 @@ def parse_controls(raw: Mapping[str, Any], table: DecisionTable) -> Controls:
             if prov.get(key) is not None:
                 kw[key] = _providers(prov[key], f"provider.{key}", table)
         if prov.get("sort") is not None:
-            if prov["sort"] not in _SORTS:
-                raise RequestError(400, f"provider.sort must be one of {', '.join(_SORTS)}",
-                                   param="provider.sort")
-            kw["sort"] = prov["sort"]
-        for key in ("allow_fallbacks", "require_parameters"):
+            kw.update(_sort(prov["sort"]))
+        for key in ("allow_fallbacks", "require_parameters", "zdr", "enforce_distillable_text"):
             if prov.get(key) is not None:
-                kw[key] = _bool(prov[key], f"provider.{key}")
+                value = _bool(prov[key], f"provider.{key}")
+                if key != "enforce_distillable_text":
+                    kw[key] = value
+        if prov.get("quantizations") is not None:
+            _str_list(prov["quantizations"], "provider.quantizations")
+        for key in ("preferred_min_throughput", "preferred_max_latency"):
+            if prov.get(key) is not None:
+                _preference(prov[key], f"provider.{key}")
         dc = prov.get("data_collection")
         if dc is not None:
             if dc not in ("allow", "deny"):
@@ -170,11 +234,35 @@ def parse_controls(raw: Mapping[str, Any], table: DecisionTable) -> Controls:
                 raise RequestError(400, "provider.max_price must be an object",
                                    param="provider.max_price")
             for key, val in mp.items():
-                if key not in ("prompt", "completion"):
-                    raise RequestError(400, f"unsupported max_price field {key!r}",
+                if key not in _PRICE_KEYS:
+                    raise RequestError(400, f"unsupported max_price field {key!r} "
+                                       f"(supported: {', '.join(_PRICE_KEYS)})",
                                        param=f"provider.max_price.{key}")
-                kw[f"max_price_{key}"] = _price(val, f"provider.max_price.{key}")
+                price = _price(val, f"provider.max_price.{key}")
+                if key in ("prompt", "completion"):
+                    kw[f"max_price_{key}"] = price
     return Controls(**kw)
+
+
+def _sort(value: Any) -> dict[str, Any]:
+    """``provider.sort``: ``"price"`` or ``{"by": "price", "partition": "model"|"none"}``."""
+    by, partition = value, "model"
+    if isinstance(value, Mapping):
+        for key in value:
+            if key not in ("by", "partition"):
+                raise RequestError(400, f"unsupported provider.sort field {key!r} "
+                                   "(by, partition)", param=f"provider.sort.{key}")
+        by = value.get("by")
+        partition = value.get("partition") or "model"
+        if partition not in ("model", "none"):
+            raise RequestError(400, "provider.sort.partition must be 'model' or 'none'",
+                               param="provider.sort.partition")
+        param = "provider.sort.by"
+    else:
+        param = "provider.sort"
+    if by not in _SORTS:
+        raise RequestError(400, f"{param} must be one of {', '.join(_SORTS)}", param=param)
+    return {"sort": by, "sort_partition": partition}
 
 
 # --------------------------------------------------------------------------- names
@@ -218,6 +306,15 @@ def _resolve(name: str, table: DecisionTable, pin: Pin | None = None) -> str:
     raise _unknown(name if pin is None else pin.prefix + name, table)
 
 
+def _resolve_listed(name: str, i: int, table: DecisionTable) -> str:
+    """A ``models[i]`` entry's key; an unknown one is a 400 naming that entry."""
+    try:
+        return _resolve(name, table)
+    except RequestError as exc:
+        raise RequestError(400, f"models[{i}]: {exc.message}", param=f"models[{i}]",
+                           code="model_not_found") from exc
+
+
 def _candidate(key: str, cell: Cell, table: DecisionTable, why: str) -> Candidate:
     for c in cell.chain:
         if c.model == key:
@@ -253,8 +350,10 @@ def _price_key(table: DecisionTable) -> Callable[[Candidate], float]:
 
 
 def _order(cands: list[Candidate], ctl: Controls, table: DecisionTable,
-           filtered: list[tuple[Candidate, str]]) -> list[Candidate]:
-    if ctl.sort is not None:
+           filtered: list[tuple[Candidate, str]], listed: bool) -> list[Candidate]:
+    # partition "model": a client's own models list keeps its order (each of our
+    # candidates is one model at one provider, so there is nothing to sort within one)
+    if ctl.sort is not None and not (listed and ctl.sort_partition == "model"):
         main = [c for c in cands if c.role != "escalation"]
         tail = [c for c in cands if c.role == "escalation"]
         if ctl.sort == "price":
@@ -280,7 +379,8 @@ def _order(cands: list[Candidate], ctl: Controls, table: DecisionTable,
 
 
 def _drop_reason(c: Candidate, cls: Classification, ctl: Controls, table: DecisionTable,
-                 healthy: Callable[[str], bool] | None) -> str | None:
+                 healthy: Callable[[str], bool] | None,
+                 req_keys: frozenset[str] = frozenset()) -> str | None:
     """Why ``c`` may not serve this request, or None."""
     model = table.models.get(c.model)
     if model is None:
@@ -296,10 +396,14 @@ def _drop_reason(c: Candidate, cls: Classification, ctl: Controls, table: Decisi
         return "provider not in provider.only"
     if c.provider in ctl.ignore:
         return "provider in provider.ignore"
-    if ctl.deny_data_collection and not c.local:
+    if (ctl.deny_data_collection or ctl.zdr) and not _is_local(c, table):
         dc = table.providers[c.provider].data_collection
-        if dc in _COLLECTING:
+        if ctl.deny_data_collection and dc in _COLLECTING:
             return f"data_collection: deny (provider {dc})"
+        if ctl.zdr and dc != "none":
+            return f"zdr: provider retention is {dc}"
+    if ctl.require_parameters and _REASONING_KEYS & req_keys and not c.caps & _REASONING:
+        return "require_parameters: no reasoning support"
     if ctl.max_price_prompt is not None and model.price.input > ctl.max_price_prompt:
         return f"price {model.price.input}/Mtok above max_price.prompt"
     if ctl.max_price_completion is not None and model.price.output > ctl.max_price_completion:
@@ -317,10 +421,13 @@ def _drop_reason(c: Candidate, cls: Classification, ctl: Controls, table: Decisi
 def decide(
     table: DecisionTable, cls: Classification, req: CanonicalRequest, *,
     healthy: Callable[[str], bool] | None = None,
+    latency: Callable[[str, int], float | None] | None = None,
 ) -> Decision:
     """The ordered candidates for ``req`` (see the module docstring).
 
-    ``healthy(provider_name)`` says whether a provider may be tried now.
+    ``healthy(provider_name)`` says whether a provider may be tried now;
+    ``latency(model_key, out_tokens)`` is the expected milliseconds of an answer
+    (``LatencyTracker.expected_ms``: live figures; None: the catalog's hints).
     Raises ``RequestError`` 404 for an unknown model, 400 for bad controls.
     """
     cell = table.cells.get(cls.cell) or _empty_cell(cls.cell)
@@ -330,8 +437,8 @@ def decide(
     pin: Pin | None = None
     if name is None or name in table.aliases:
         if ctl.models:
-            base = [_candidate(_resolve(n, table), cell, table, "request models list")
-                    for n in ctl.models]
+            base = [_candidate(_resolve_listed(n, i, table), cell, table, "request models list")
+                    for i, n in enumerate(ctl.models)]
         else:
             base = list(cell.chain)
     else:
@@ -351,24 +458,77 @@ def decide(
         else:
             pinned = _resolve(rest, table, pin) if pin is not None else _resolve(name, table)
             base = [_candidate(pinned, cell, table, "pinned by request")]
-        for n in ctl.models:  # OpenRouter: the models list is the pinned model's fallbacks
-            key = _resolve(n, table)
+        for i, n in enumerate(ctl.models):  # OpenRouter: the pinned model's fallbacks
+            key = _resolve_listed(n, i, table)
             if all(c.model != key for c in base):
                 base.append(_candidate(key, cell, table, "request models list"))
     filtered: list[tuple[Candidate, str]] = []
     kept: list[Candidate] = []
+    req_keys = _REASONING_KEYS & req.extra.keys() if ctl.require_parameters else frozenset()
     for c in base:
-        why = _drop_reason(c, cls, ctl, table, healthy)
+        why = _drop_reason(c, cls, ctl, table, healthy, frozenset(req_keys))
         if why is None:
             kept.append(c)
         else:
             filtered.append((c, why))
-    kept = _order(kept, ctl, table, filtered)
+    listed = bool(ctl.models) or pinned is not None
+    kept = _order(kept, ctl, table, filtered, listed)
+    budget: dict[str, Any] | None = None
+    if cell.policy.latency_budget_ms is not None and kept:
+        budget = _budget(kept, cell, table, latency,
+                         fixed=pinned is not None or ctl.sort is not None or bool(ctl.order))
+        if budget["moved"] is not None:
+            kept.insert(0, kept.pop(budget["index"]))
+    reason = _reason(cell.key, kept, filtered, pinned, pin)
+    if budget is not None and budget["moved"] is not None:
+        reason = f"{reason} (latency budget {budget['budget_ms']}ms)"[:200]
     return Decision(
         cell=cell, candidates=kept, filtered=filtered, pinned=pinned,
-        reason=_reason(cell.key, kept, filtered, pinned, pin),
-        pin=pin.prefix if pin is not None else None, controls=ctl,
+        reason=reason, pin=pin.prefix if pin is not None else None, controls=ctl,
+        latency=budget,
     )
+
+
+def _budget(kept: list[Candidate], cell: Cell, table: DecisionTable,
+            latency: Callable[[str, int], float | None] | None, *, fixed: bool,
+            ) -> dict[str, Any]:
+    """The latency budget step: expected ms per candidate and which one (if any) moves
+    first.  ``index``/``moved`` name the candidate to put first (None: keep the order)."""
+    budget_ms = cell.policy.latency_budget_ms or 0
+    out_tokens = _OUT_TOKENS.get(cell.complexity or "medium", 400)
+
+    def expected(c: Candidate) -> float:
+        ms = latency(c.model, out_tokens) if latency is not None else None
+        if ms is None:
+            sp = table.models[c.model].speed
+            ms = sp.ttft_ms + out_tokens / max(sp.tokens_per_s, 1e-6) * 1000.0
+        return ms
+
+    figures = {c.model: round(expected(c), 1) for c in kept}
+    info: dict[str, Any] = {
+        "budget_ms": budget_ms, "out_tokens": out_tokens, "expected_ms": figures,
+        "source": "live" if latency is not None else "catalog",
+        "moved": None, "index": None, "note": "",
+    }
+    first = figures[kept[0].model]
+    if first <= budget_ms:
+        info["note"] = f"{kept[0].model} keeps the budget ({first:.0f}ms <= {budget_ms}ms)"
+        return info
+    if fixed:
+        info["note"] = "over budget, but the client fixed the order (pin/sort/order)"
+        return info
+    # the first candidate (in chain order, escalation excluded) that keeps the budget;
+    # when none does, the compiled order stands: its score already weighed latency
+    pick = next(((i, c) for i, c in enumerate(kept)
+                 if i > 0 and c.role != "escalation" and figures[c.model] <= budget_ms), None)
+    if pick is None:
+        info["note"] = f"{kept[0].model} breaks the budget; no candidate keeps it"
+        return info
+    i, c = pick
+    info.update(moved=c.model, index=i, note=(
+        f"{kept[0].model} expected {first:.0f}ms > {budget_ms}ms: {c.model} "
+        f"({figures[c.model]:.0f}ms) goes first"))
+    return info
 
 
 def _reason(key: str, kept: list[Candidate], filtered: list[tuple[Candidate, str]],

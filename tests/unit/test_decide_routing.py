@@ -273,14 +273,15 @@ def test_max_price_and_data_collection() -> None:
     ({"allowed_models": [1]}, "allowed_models"),
     ({"provider": []}, "provider"),
     ({"provider": {"sort": "cheapest"}}, "provider.sort"),
-    ({"provider": {"order": ["opneai"]}}, "provider.order"),
+    ({"provider": {"order": ["opneai"]}}, "provider.order[0]"),
     ({"provider": {"only": "openai"}}, "provider.only"),
     ({"provider": {"allow_fallbacks": "no"}}, "provider.allow_fallbacks"),
     ({"provider": {"data_collection": "maybe"}}, "provider.data_collection"),
     ({"provider": {"max_price": {"prompt": -1}}}, "provider.max_price.prompt"),
     ({"provider": {"max_price": {"tokens": 1}}}, "provider.max_price.tokens"),
     ({"provider": {"max_price": 3}}, "provider.max_price"),
-    ({"provider": {"quantizations": ["int4"]}}, "provider.quantizations"),
+    ({"provider": {"quantizations": "int4"}}, "provider.quantizations"),
+    ({"provider": {"colour": "red"}}, "provider.colour"),
     ({"route": "fallback"}, "route"),
 ])
 def test_controls_validation(controls: dict[str, Any], param: str) -> None:

@@ -1,0 +1,418 @@
+"""Verifiers: cheap, deterministic checks of an answer before the client gets it.
+
+The cell's profile picks them (``cell.policy.verifiers``); each returns a
+:class:`Verdict` (verifier, ok, reason).  A failed verdict lets the forwarder
+escalate the request to the cell's escalation candidate (see ``forward.py``).
+
+=============  =============================================================
+empty          no text and no tool call
+thin           less text than the task needs (``MIN_CHARS`` by task, × 1/2/4 by
+               complexity); answers with tool calls or JSON are never thin
+truncated      ``finish_reason: length`` (the model hit max_tokens)
+refusal        a refusal phrase near the start (English, French, Spanish,
+               German, Italian, Portuguese, Dutch, Russian, Chinese, Japanese),
+               or ``finish_reason: content_filter``
+json           JSON was asked for (``response_format``) and the answer - after
+               healing, see ``heal.py`` - does not parse (json_object: is not an
+               object)
+json_schema    the parsed answer fails the request's ``json_schema`` (jsonschema,
+               Draft 2020-12; one validator per distinct schema, cached)
+tool_call      a tool call names a tool the request did not offer, its arguments
+               are not a JSON object or fail the tool's ``parameters`` schema, or
+               ``tool_choice`` required a call and none came
+code_syntax    code tasks only: a closed ```` ```python ```` block that ``ast`` cannot
+               parse, or a ```` ```json ```` block that is not JSON
+confidence     the model's own ``confidence: 0.x`` line is below the cell's
+               ``policy.confidence_threshold`` (the request asked for the line,
+               see :func:`ask_confidence`; the line is stripped from the answer).
+               No line: not judged (ok)
+=============  =============================================================
+
+Response classifiers (:func:`response_tags`) run on every final answer whatever
+the verifiers: ``refusal``, ``truncated``, ``content_filter`` (and the forwarder
+adds ``healed`` / ``escalated``); they go into ``X-Router-Response-Tags``.
+"""
+
+from __future__ import annotations
+
+import ast
+import dataclasses
+import functools
+import re
+from dataclasses import dataclass
+from typing import Any, Final
+
+import orjson
+from interlock.runtime.canonical import CanonicalRequest, CanonicalResponse, Message, Part
+from interlock.runtime.heal import heal_json
+from interlock.runtime.table import Policy
+
+VERIFIERS: Final = ("empty", "thin", "truncated", "refusal", "json", "json_schema",
+                    "tool_call", "code_syntax", "confidence")
+#: minimum answer length (characters, stripped) per task at low complexity
+MIN_CHARS: Final[dict[str, int]] = {
+    "general": 2, "translate": 1, "extract": 2, "summarize": 40, "code": 20,
+    "reasoning": 20, "creative": 40,
+}
+_CX_FACTOR: Final = {"low": 1, "medium": 2, "high": 4}
+DEFAULT_CONFIDENCE: Final = 0.6
+CONFIDENCE_INSTRUCTION: Final = (
+    "After your answer, add one last line of the form `confidence: 0.x` - a number "
+    "between 0 and 1 saying how sure you are that the answer is correct and complete."
+)
+_HEAD: Final = 600  # refusals come first: only the head of an answer is searched
+
+# Phrases that open a refusal.  Lower-cased text; apostrophes normalised to '.
+_REFUSAL: Final = re.compile("|".join((
+    # English
+    r"\bi(?:'m| am) (?:sorry|afraid),? (?:but )?i (?:can't|cannot|can not|won't|am unable"
+    r"|'m unable|am not able|'m not able)",
+    r"^\W*(?:sorry,? )?i (?:can't|cannot|can not|won't|will not) (?:help|assist|comply"
+    r"|provide|do that|fulfil|fulfill|answer|support|create|write|generate|share|engage)",
+    r"\bas an ai(?: language model| assistant)?,? i (?:can't|cannot|am not able|don't|do not)",
+    r"\bi(?:'m| am) (?:not able|unable) to (?:help|assist|comply|provide|fulfil|fulfill"
+    r"|answer|do that|support)",
+    r"\bi must (?:respectfully )?(?:decline|refuse)",
+    # French
+    r"\bje ne (?:peux|suis pas en mesure d[e'])\s?(?:pas )?(?:vous |t')?(?:aider|répondre"
+    r"|fournir|faire|assister)",
+    r"\b(?:désolé|je suis désolé)e?,? (?:mais )?je ne (?:peux|suis pas)",
+    # Spanish
+    r"\blo siento,? (?:pero )?no puedo",
+    r"\bno puedo (?:ayudar|ayudarte|ayudarle|proporcionar|asistir|cumplir|responder)",
+    # German
+    r"\bes tut mir leid,? aber ich kann",
+    r"\bich kann (?:ihnen |dir )?(?:dabei |damit |hierbei |hier )?nicht helfen",
+    # Italian
+    r"\bmi dispiace,? ma non posso",
+    r"\bnon posso (?:aiutarti|aiutarla|aiutare|fornire|assisterti|rispondere)",
+    # Portuguese
+    r"\b(?:desculpe|lamento),? mas não posso",
+    r"\bnão posso (?:ajudar|fornecer|atender|responder)",
+    # Dutch
+    r"\bhet spijt me,? maar ik kan",
+    r"\bik kan (?:je |u )?(?:daar |hier |hierbij )?niet (?:mee )?helpen",
+    # Russian
+    r"(?:извините|простите|к сожалению),? (?:но )?я не могу",
+    r"\bя не могу (?:помочь|выполнить|предоставить)",
+    # Chinese, Japanese
+    r"(?:抱歉|对不起|很抱歉)[，,]?\s*我(?:无法|不能)",
+    r"我(?:无法|不能)(?:帮助|帮忙|提供|协助|回答)",
+    r"申し訳(?:ありません|ございません)が[、,]?.{0,40}?(?:できません|お手伝いできません"
+    r"|お答えできません)",
+)), re.IGNORECASE)
+_FENCE_BLOCK: Final = re.compile(r"```[ \t]*([A-Za-z0-9_+.-]*)[^\n]*\n(.*?)\n?[ \t]*```",
+                                 re.DOTALL)
+_PYTHON: Final = frozenset({"python", "py", "python3", "py3"})
+_CONFIDENCE_LINE: Final = re.compile(
+    r"^[ \t>*_`-]*confidence[ \t*_`]*[:=][ \t*_`]*([01](?:\.\d+)?|\.\d+|\d{1,3}(?:\.\d+)?"
+    r"[ \t]*%)[ \t*_`.]*$", re.IGNORECASE | re.MULTILINE)
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """One verifier's judgement of one answer."""
+
+    verifier: str
+    ok: bool
+    reason: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"verifier": self.verifier, "ok": self.ok, "reason": self.reason}
+
+
+@dataclass(slots=True)
+class Checked:
+    """Every verdict on one answer, plus what healing/stripping changed."""
+
+    verdicts: list[Verdict]
+    #: the text the client should get instead (healed JSON, confidence line removed)
+    text: str | None = None
+    healed: tuple[str, ...] = ()
+    confidence: float | None = None
+
+    @property
+    def ok(self) -> bool:
+        return all(v.ok for v in self.verdicts)
+
+    @property
+    def failed(self) -> list[Verdict]:
+        return [v for v in self.verdicts if not v.ok]
+
+    def apply(self, resp: CanonicalResponse) -> None:
+        """Give the response the healed / stripped text (when there is one)."""
+        if self.text is not None:
+            resp.text = self.text
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def is_refusal(text: str) -> bool:
+    """A refusal phrase near the start of ``text``."""
+    head = text[:_HEAD].replace("\u2019", "'").lower()
+    return _REFUSAL.search(head) is not None
+
+
+def response_tags(resp: CanonicalResponse) -> list[str]:
+    """Response classifiers: what kind of answer this is (refusal, truncated...)."""
+    tags: list[str] = []
+    if resp.finish_reason == "content_filter":
+        tags.append("content_filter")
+    if resp.text and is_refusal(resp.text):
+        tags.append("refusal")
+    if resp.finish_reason == "length":
+        tags.append("truncated")
+    return tags
+
+
+def json_requested(req: CanonicalRequest) -> str | None:
+    """``json_object`` / ``json_schema`` when the request asked for JSON, else None."""
+    rf = req.response_format
+    kind = rf.get("type") if rf else None
+    return kind if kind in ("json_object", "json_schema") else None
+
+
+def request_schema(req: CanonicalRequest) -> dict[str, Any] | None:
+    """The JSON Schema of a ``json_schema`` response format (OpenAI's shape)."""
+    rf = req.response_format or {}
+    spec = rf.get("json_schema")
+    if isinstance(spec, dict):
+        schema = spec.get("schema")
+        if isinstance(schema, dict):
+            return schema
+    return None
+
+
+@functools.lru_cache(maxsize=256)
+def _validator(schema_json: bytes) -> Any:
+    """A compiled validator per distinct schema (keyed by its canonical JSON)."""
+    from jsonschema import validators
+
+    schema = orjson.loads(schema_json)
+    cls = validators.validator_for(schema)
+    cls.check_schema(schema)
+    return cls(schema)
+
+
+def schema_errors(schema: dict[str, Any], value: Any) -> str | None:
+    """The first validation error of ``value`` against ``schema`` (None: valid).
+
+    A schema that is itself invalid is reported as such (it is the request's fault,
+    not the answer's, so the verdict passes with a note: see the callers)."""
+    from jsonschema.exceptions import SchemaError
+
+    try:
+        key = orjson.dumps(schema, option=orjson.OPT_SORT_KEYS)
+        validator = _validator(key)
+    except (SchemaError, TypeError, orjson.JSONEncodeError):
+        return None
+    error = next(iter(validator.iter_errors(value)), None)
+    if error is None:
+        return None
+    where = "/".join(str(p) for p in error.absolute_path) or "(root)"
+    return f"{where}: {error.message[:200]}"
+
+
+def parse_confidence(text: str) -> tuple[float | None, str]:
+    """The last ``confidence: x`` line of ``text`` (0-1) and the text without it."""
+    last = None
+    for m in _CONFIDENCE_LINE.finditer(text):
+        last = m
+    if last is None:
+        return None, text
+    raw = last.group(1).replace(" ", "").replace("\t", "")
+    value = float(raw.rstrip("%"))
+    if raw.endswith("%") or value > 1:
+        value /= 100.0
+    stripped = (text[: last.start()] + text[last.end():]).rstrip()
+    return max(0.0, min(1.0, value)), stripped
+
+
+def ask_confidence(req: CanonicalRequest) -> CanonicalRequest:
+    """A copy of ``req`` that asks the model for a ``confidence: 0.x`` last line.
+
+    The instruction is added to the system prompt of both the canonical request and
+    the client's raw body (the openai wire forwards the raw body).  JSON and
+    tool-calling requests are left alone: a trailing line would break them.
+    """
+    if json_requested(req) or req.tools:
+        return req
+    system = f"{req.system}\n\n{CONFIDENCE_INSTRUCTION}" if req.system else \
+        CONFIDENCE_INSTRUCTION
+    messages = req.messages
+    raw = req.raw
+    if req.system == "" and messages and messages[0].role == "system":
+        # the surface kept the system prompt as a message: extend that one
+        first = messages[0]
+        messages = [Message("system", [*first.parts, Part("text", "\n\n" +
+                                                           CONFIDENCE_INSTRUCTION)],
+                            first.name), *messages[1:]]
+        system = req.system
+    if raw and isinstance(raw.get("messages"), list):
+        raw = {**raw, "messages": [{"role": "system", "content": CONFIDENCE_INSTRUCTION},
+                                   *raw["messages"]]}
+    return dataclasses.replace(req, system=system, messages=messages, raw=raw)
+
+
+def wants_confidence(policy: Policy) -> bool:
+    return "confidence" in policy.verifiers
+
+
+# --------------------------------------------------------------------------- verifiers
+
+
+class _Run:
+    """One verification pass: the answer, the request and the shared parse results."""
+
+    __slots__ = ("resp", "req", "task", "complexity", "policy", "text", "healed_text",
+                 "healed", "json_value", "json_ok", "confidence")
+
+    def __init__(self, resp: CanonicalResponse, req: CanonicalRequest, task: str,
+                 complexity: str, policy: Policy) -> None:
+        self.resp, self.req, self.task, self.complexity, self.policy = (
+            resp, req, task, complexity, policy)
+        self.text = resp.text
+        self.healed_text: str | None = None
+        self.healed: tuple[str, ...] = ()
+        self.json_value: Any = None
+        self.json_ok: bool | None = None
+        self.confidence: float | None = None
+
+    def parsed_json(self) -> bool:
+        if self.json_ok is None:
+            h = heal_json(self.text)
+            self.json_ok, self.json_value = h.ok, h.value
+            if h.ok and h.changed:
+                self.healed_text, self.healed = h.text, h.steps
+        return bool(self.json_ok)
+
+    # each returns (ok, reason)
+
+    def empty(self) -> tuple[bool, str]:
+        if self.text.strip() or self.resp.tool_calls:
+            return True, "has content"
+        return False, "empty answer"
+
+    def thin(self) -> tuple[bool, str]:
+        if self.resp.tool_calls or json_requested(self.req):
+            return True, "tool call / JSON answer"
+        need = MIN_CHARS.get(self.task, 2) * _CX_FACTOR.get(self.complexity, 1)
+        have = len(self.text.strip())
+        if have < need:
+            return False, f"{have} chars, a {self.complexity} {self.task} answer needs {need}"
+        return True, f"{have} chars >= {need}"
+
+    def truncated(self) -> tuple[bool, str]:
+        if self.resp.finish_reason == "length":
+            return False, "finish_reason length (hit max_tokens)"
+        return True, f"finish_reason {self.resp.finish_reason}"
+
+    def refusal(self) -> tuple[bool, str]:
+        if self.resp.finish_reason == "content_filter":
+            return False, "finish_reason content_filter"
+        if self.text and is_refusal(self.text):
+            return False, "refusal phrase: " + self.text[:80].replace("\n", " ")
+        return True, "no refusal phrase"
+
+    def json(self) -> tuple[bool, str]:
+        kind = json_requested(self.req)
+        if kind is None:
+            return True, "JSON not requested"
+        if not self.parsed_json():
+            return False, "not valid JSON (healing could not repair it)"
+        if kind == "json_object" and not isinstance(self.json_value, dict):
+            return False, "json_object requested, got " + type(self.json_value).__name__
+        return True, "valid JSON" + (f" after healing ({', '.join(self.healed)})"
+                                     if self.healed else "")
+
+    def json_schema(self) -> tuple[bool, str]:
+        schema = request_schema(self.req)
+        if schema is None:
+            return True, "no json_schema in the request"
+        if not self.parsed_json():
+            return False, "not valid JSON, cannot check the schema"
+        err = schema_errors(schema, self.json_value)
+        if err is not None:
+            return False, "schema: " + err
+        return True, "matches the schema"
+
+    def tool_call(self) -> tuple[bool, str]:
+        calls = self.resp.tool_calls
+        choice = self.req.tool_choice
+        required = choice == "required" or (isinstance(choice, dict) and bool(choice))
+        if not calls:
+            if required and self.req.tools:
+                return False, "tool_choice required a tool call and none came"
+            return True, "no tool call"
+        tools = {t.name: t for t in self.req.tools}
+        for call in calls:
+            tool = tools.get(call.name)
+            if tool is None:
+                return False, f"unknown tool {call.name!r}"
+            try:
+                args = orjson.loads(call.arguments or "{}")
+            except orjson.JSONDecodeError:
+                return False, f"{call.name}: arguments are not valid JSON"
+            if not isinstance(args, dict):
+                return False, f"{call.name}: arguments are not a JSON object"
+            if tool.parameters:
+                err = schema_errors(tool.parameters, args)
+                if err is not None:
+                    return False, f"{call.name}: arguments fail the schema: {err}"
+        return True, f"{len(calls)} valid tool call(s)"
+
+    def code_syntax(self) -> tuple[bool, str]:
+        if self.task != "code":
+            return True, "not a code task"
+        checked = 0
+        for m in _FENCE_BLOCK.finditer(self.text):
+            lang, body = m.group(1).lower(), m.group(2)
+            if lang in _PYTHON:
+                checked += 1
+                try:
+                    ast.parse(body)
+                except (SyntaxError, ValueError, RecursionError, MemoryError) as exc:
+                    line = getattr(exc, "lineno", None)
+                    where = f" line {line}" if line else ""
+                    return False, f"python block {checked}{where}: {type(exc).__name__}: " \
+                                  f"{getattr(exc, 'msg', str(exc))}"
+            elif lang == "json":
+                checked += 1
+                try:
+                    orjson.loads(body)
+                except orjson.JSONDecodeError:
+                    return False, f"json block {checked} does not parse"
+        return True, f"{checked} code block(s) parse"
+
+    def confidence_check(self) -> tuple[bool, str]:
+        value, stripped = parse_confidence(self.text)
+        if value is None:
+            return True, "no confidence line (not judged)"
+        self.confidence = value
+        if stripped != self.text:
+            self.healed_text = stripped if self.healed_text is None else self.healed_text
+        threshold = self.policy.confidence_threshold
+        if threshold is None:
+            threshold = DEFAULT_CONFIDENCE
+        if value < threshold:
+            return False, f"self-reported confidence {value:g} < {threshold:g}"
+        return True, f"self-reported confidence {value:g} >= {threshold:g}"
+
+
+def check(resp: CanonicalResponse, req: CanonicalRequest, policy: Policy, *,
+          task: str, complexity: str) -> Checked:
+    """Run the cell's verifiers on one answer (every one listed; unknown names are
+    reported as passing with a note, so a newer profile never breaks an older router)."""
+    run = _Run(resp, req, task, complexity, policy)
+    verdicts: list[Verdict] = []
+    for name in policy.verifiers:
+        fn = run.confidence_check if name == "confidence" else getattr(run, name, None)
+        if name not in VERIFIERS or fn is None:
+            verdicts.append(Verdict(name, True, "unknown verifier (skipped)"))
+            continue
+        ok, reason = fn()
+        verdicts.append(Verdict(name, ok, reason))
+    if json_requested(req):
+        run.parsed_json()  # heal a JSON answer even when no JSON verifier is listed
+    return Checked(verdicts, run.healed_text, run.healed, run.confidence)

@@ -97,8 +97,9 @@ def test_client_errors_are_raised_with_status_and_message(setup: Setup) -> None:
         with pytest.raises(RouterAPIError) as info:
             client.chat("hi", model="no-such-model")
         assert info.value.status == 404 and "no-such-model" in info.value.message
+        # the request log's endpoints (issue 7) answer; a bad filter is a 400
+        assert client.stats()["object"] == "stats"
+        assert client.logs(cell="general.low.public.text")["object"] == "list"
         with pytest.raises(RouterAPIError) as info:
-            client.stats()
-        assert info.value.status == 404 and "/v1/stats" in info.value.message
-        with pytest.raises(RouterAPIError):
-            client.logs(cell="general.low.public.text")
+            client.logs(status="sometimes")
+        assert info.value.status == 400 and "status" in info.value.message

@@ -13,6 +13,7 @@ from pathlib import Path
 from interlock import __version__
 from interlock.compiler.diagnostics import Diagnostic, did_you_mean
 from interlock.compiler.flatten import Flat
+from interlock.compiler.model import ServerSpec
 from interlock.compiler.resolve import Resolved, ollama_variants
 from interlock.compiler.schema import validate_data
 from interlock.compiler.score import base_weights
@@ -23,6 +24,7 @@ from interlock.runtime.table import (
     Pin,
     ServerDefaults,
     Source,
+    StoreSettings,
     TagRule,
 )
 
@@ -114,13 +116,43 @@ def build_table(r: Resolved, flat: Flat, classifier_cfg: ClassifierConfig,
         cells=flat.cells,
         embeddings=dict(sorted(flat.embeddings.items())),
         server=ServerDefaults(deadline_ms=s.deadline_ms, max_body_bytes=s.max_body_bytes,
-                              max_attempts=s.max_attempts, log_prompts=s.log_prompts),
+                              max_attempts=s.max_attempts, log_prompts=s.log_prompts,
+                              store=StoreSettings(**s.store.model_dump()),
+                              **server_extras(s)),
     ).with_hash()
     problems = validate_data("decision-table", table.model_dump(mode="json"))
     if problems:
         raise RuntimeError("emitted table does not match decision-table.schema.json: "
                            + "; ".join(problems[:5]))
     return table
+
+
+def server_extras(s: ServerSpec) -> dict[str, object]:
+    """router.yaml ``server.auth/limits/breaker/idempotency`` as table settings (issue 8).
+
+    A key's ``hash`` becomes its hex sha256; a ``key_env`` stays a variable name:
+    the lock file never holds a raw key.
+    """
+    from interlock.runtime.table import (
+        AuthDefaults,
+        BreakerDefaults,
+        ClientKey,
+        IdempotencyDefaults,
+        LimitDefaults,
+    )
+
+    keys = tuple(
+        ClientKey(name=k.name, sha256=k.hash.removeprefix("sha256:") if k.hash else None,
+                  key_env=k.key_env, models=tuple(k.models), profiles=tuple(k.profiles),
+                  private_only=k.private_only, rpm=k.rpm, burst=k.burst)
+        for k in s.auth.keys
+    )
+    return {
+        "auth": AuthDefaults(keys=keys),
+        "limits": LimitDefaults(**s.limits.model_dump()),
+        "breaker": BreakerDefaults(**s.breaker.model_dump()),
+        "idempotency": IdempotencyDefaults(**s.idempotency.model_dump()),
+    }
 
 
 def emit_table(table: DecisionTable) -> bytes:

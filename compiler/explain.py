@@ -32,6 +32,7 @@ from interlock.compiler.score import blended_price, expected_ms, quality_of
 from interlock.runtime.canonical import CanonicalRequest
 from interlock.runtime.classify import Classification, Classifier, Evidence
 from interlock.runtime.decide import Decision, decide
+from interlock.runtime.latency import OUT_TOKENS, LatencyTracker
 from interlock.runtime.signals import CAPABILITY_BITS, caps_names, cell_key
 from interlock.runtime.table import Candidate, Cell, DecisionTable, ModelEntry
 
@@ -268,8 +269,8 @@ def explain_request(table: DecisionTable, body: Any, *,
     req = cases.decode_body(body)
     header_private = any(k.lower() == "x-router-private" and v.strip().lower() in
                          ("1", "true", "yes", "on") for k, v in (headers or {}).items())
-    cls, decision = cases.route(table, Classifier(table.classifier), req,
-                                header_private=header_private)
+    cls = Classifier(table.classifier).classify(req, header_private=header_private)
+    decision = decide(table, cls, req, latency=LatencyTracker(table).expected_ms)
     signals = [
         _signal("task", cls.task, cls.evidence),
         _signal("complexity", cls.complexity, cls.evidence),
@@ -295,7 +296,7 @@ def explain_synthetic(table: DecisionTable, *, task: str, complexity: str, priva
                          sensitivity=sensitivity, modality=modality,  # type: ignore[arg-type]
                          needs=needs, tokens=0, tags=[], evidence=[], cell=key)
     req = CanonicalRequest(surface="chat", messages=[])
-    decision = decide(table, cls, req)
+    decision = decide(table, cls, req, latency=LatencyTracker(table).expected_ms)
     given = [{"detector": "command line", "span": None, "excerpt": "", "note": "given"}]
     signals = [
         {"signal": "task", "value": task, "evidence": given},
@@ -353,8 +354,28 @@ def build_report(table: DecisionTable, decision: Decision, signals: list[dict[st
         },
         "what_if": what_if,
         "what_if_note": note,
+        "latency": latency_report(table, decision),
     }
     return report
+
+
+#: what the CLI's latency figures are: it has no traffic of its own
+LATENCY_SOURCE = ("catalog seeds: explain-route from the CLI sees no live traffic; a running "
+                  "router's POST /v1/route shows its live EWMA figures")
+
+
+def latency_report(table: DecisionTable, decision: Decision) -> dict[str, Any]:
+    """The latency figures decide() used (the catalog's seeds here) and its budget step."""
+    cell = decision.cell
+    out_tokens = OUT_TOKENS.get(cell.complexity or "medium", 400)
+    keys = [c.model for c in decision.candidates]
+    return {
+        "source": LATENCY_SOURCE,
+        "out_tokens": out_tokens,
+        "budget_ms": cell.policy.latency_budget_ms,
+        "figures": LatencyTracker(table).snapshot(keys, out_tokens=out_tokens),
+        "budget": decision.latency,
+    }
 
 
 def render_text(report: dict[str, Any]) -> str:

@@ -170,6 +170,9 @@ class _Flattener:
                                else b.latency_ms.get(cx)),
             max_price=Price(input=price.input, output=price.output) if price else None,
             min_quality=float(min_q),
+            only_from_local=self.p.escalation.only_from_local,
+            confidence_threshold=(self.p.escalation.confidence_threshold
+                                  if "confidence" in verifiers else None),
         )
 
     def refuse(self, m: ModelEntry, sens: str, mod: str, rule: ResolvedRule | None,

@@ -21,7 +21,7 @@ from typing import Literal
 
 from interlock.runtime.signals import Capability, Complexity, Locality, Modality, Task, Wire
 from interlock.runtime.table import Auth, DataCollection, Strategy
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 Category = str  # "pii" | "secrets" | "code" | "tag:<name>"; checked by the schema pattern
 VerifierName = Literal[
@@ -149,6 +149,11 @@ class EscalationPolicy(Strict):
     only_from_local: bool = Field(
         default=True, description="escalate only answers that came from a local model"
     )
+    confidence_threshold: float = Field(
+        default=0.6, ge=0, le=1,
+        description="with the `confidence` verifier: the model is asked to end its answer "
+                    "with `confidence: 0.x`; below this threshold the answer escalates",
+    )
 
 
 class ChainPolicy(Strict):
@@ -245,11 +250,91 @@ class TagSpec(Strict):
     complexity: Complexity | None = None
 
 
+class StoreSpec(Strict):
+    """The request log: an SQLite file (WAL), optionally mirrored to JSONL."""
+
+    enabled: bool = True
+    path: str | None = Field(
+        default=None,
+        description="SQLite file; default $XDG_DATA_HOME/interlock/interlock.db "
+        "(the INTERLOCK_DB environment variable overrides it)",
+    )
+    jsonl: str | None = Field(default=None, description="also append every record to this file")
+    retention_days: float | None = Field(default=30.0, gt=0,
+                                         description="delete records older than this")
+    max_rows: int | None = Field(default=None, gt=0, description="keep at most this many")
+
+
+class ClientKeySpec(Strict):
+    """A client API key: its hash (``router keys hash``) or the variable holding it."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", description="a label")
+    hash: str | None = Field(default=None, pattern=r"^sha256:[0-9a-f]{64}$",
+                             description="sha256:<hex> of the key (router keys hash)")
+    key_env: str | None = Field(default=None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$",
+                                description="environment variable that holds the raw key")
+    models: list[str] = Field(default_factory=lambda: ["*"],
+                              description="models this key may use (fnmatch wildcards)")
+    profiles: list[str] = Field(default_factory=list,
+                                description="profiles this key may use; empty: any")
+    private_only: bool = Field(default=False, description="every request of this key is private")
+    rpm: int | None = Field(default=None, gt=0, description="requests per minute")
+    burst: int | None = Field(default=None, gt=0, description="bucket size (default: rpm)")
+
+    @model_validator(mode="after")
+    def _one_secret(self) -> ClientKeySpec:
+        if (self.hash is None) == (self.key_env is None):
+            raise ValueError(f"key {self.name!r}: give exactly one of 'hash' or 'key_env'")
+        return self
+
+
+class AuthSpec(Strict):
+    keys: list[ClientKeySpec] = Field(default_factory=list,
+                                      description="client keys; none: auth is off")
+
+    @model_validator(mode="after")
+    def _unique(self) -> AuthSpec:
+        names = [k.name for k in self.keys]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"duplicate key name(s): {', '.join(dupes)}")
+        return self
+
+
+class LimitsSpec(Strict):
+    max_headers: int = Field(default=100, ge=8, le=10_000)
+    max_header_bytes: int = Field(default=32 * 1024, ge=1024)
+    queue_ms: int = Field(default=2_000, ge=0, description="wait for a provider slot")
+
+
+class BreakerSpec(Strict):
+    failures: int = Field(default=5, ge=1, description="consecutive failures that open it")
+    failure_rate: float = Field(default=0.5, gt=0, le=1)
+    window: int = Field(default=20, ge=2, description="calls in the failure-rate window")
+    min_calls: int = Field(default=10, ge=1)
+    cooldown_ms: int = Field(default=10_000, gt=0, description="open time before a probe")
+    retry_ratio: float = Field(default=0.2, ge=0, le=1, description="retries per request")
+    retry_reserve: int = Field(default=10, ge=0, description="retries a cold router may spend")
+
+
+class IdempotencySpec(Strict):
+    ttl_s: int = Field(default=600, gt=0)
+    max_entries: int = Field(default=10_000, gt=0)
+    max_response_bytes: int = Field(default=1024 * 1024, gt=0)
+
+
 class ServerSpec(Strict):
     deadline_ms: int = Field(default=300_000, gt=0)
     max_body_bytes: int = Field(default=8 * 1024 * 1024, gt=0)
     max_attempts: int = Field(default=4, ge=1, le=16)
-    log_prompts: bool = False
+    log_prompts: bool = Field(
+        default=False, description="store prompts and answers (secrets and PII redacted)"
+    )
+    store: StoreSpec = Field(default_factory=StoreSpec)
+    auth: AuthSpec = Field(default_factory=AuthSpec)
+    limits: LimitsSpec = Field(default_factory=LimitsSpec)
+    breaker: BreakerSpec = Field(default_factory=BreakerSpec)
+    idempotency: IdempotencySpec = Field(default_factory=IdempotencySpec)
 
 
 class RouterConfig(Strict):

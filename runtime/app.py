@@ -8,14 +8,19 @@
   message *and re-raises*, so the server stops instead of serving without a table.
   ``lifespan.shutdown`` closes the upstream session.
 * **http**: an exact-path table routes to the endpoint handlers
-  (``interlock.runtime.endpoints``); an unknown path is a 404 and a known path
-  with the wrong method a 405 (with ``Allow``), both in OpenAI's error shape.
+  (``interlock.runtime.endpoints``; the pages and their endpoints from
+  ``interlock.runtime.ui``), then a short list of path prefixes (paths that
+  carry an id, ``/v1/conversations/{id}``); an unknown path is a 404 and a known path
+  with the wrong method a 405 (with ``Allow``), both in the error shape of the
+  API the path belongs to (``surfaces.shapes.shape_for_path``: Anthropic's for
+  ``/v1/messages*``, Ollama's for ``/api/*``, OpenAI's otherwise).
 
 Every response, errors included, carries the ``X-Router-*`` headers
-(``interlock.runtime.headers``).  A ``RouterError`` raised before the response
-started is answered in OpenAI's error shape; an unexpected exception is a 500
-in the same shape (and is re-raised to the server to be logged), and the app
-keeps serving either way.
+(``interlock.runtime.headers``).  The generating endpoints answer their own
+errors (``interlock.runtime.pipeline``); for the others a ``RouterError`` raised
+before the response started is answered here in the path's error shape; an
+unexpected exception is a 500 in the same shape (and is re-raised to the server
+to be logged), and the app keeps serving either way.
 """
 
 from __future__ import annotations
@@ -23,16 +28,19 @@ from __future__ import annotations
 import inspect
 from collections.abc import Awaitable, Callable
 
-from interlock.runtime import endpoints
+from interlock.runtime import endpoints, observe, openapi
 from interlock.runtime.asgi_types import Receive, Scope, Send
 from interlock.runtime.bodies import ClientDisconnected
 from interlock.runtime.endpoints import Ctx, Handler
 from interlock.runtime.errors import RouterError
 from interlock.runtime.headers import diagnostic_headers, scan_headers
-from interlock.runtime.responses import error_body, error_from, send_bytes
+from interlock.runtime.responses import send_bytes
 from interlock.runtime.state import RuntimeState, build_state
+from interlock.runtime.surfaces.routes import routes as surface_routes
+from interlock.runtime.surfaces.shapes import ErrorShape, shape_for_path
 from interlock.runtime.table import DecisionTable
 from interlock.runtime.trace import Diagnostics
+from interlock.runtime.ui import UiRoutes
 
 TableLoader = Callable[[], DecisionTable | Awaitable[DecisionTable]]
 
@@ -67,6 +75,17 @@ class InterlockApp:
             "/healthz": {"GET": endpoints.healthz},
             "/readyz": {"GET": endpoints.readyz},
         }
+        # messages, responses, completions, embeddings (interlock.runtime.surfaces.routes)
+        self._routes.update(surface_routes())
+        # the request log's endpoints: /v1/stats, /v1/logs, /metrics
+        self._routes.update(observe.routes())
+        # the dashboard, the chat page and their endpoints (interlock.runtime.ui)
+        self.ui = UiRoutes()
+        self._routes.update(self.ui.routes)
+        #: path prefix -> handlers, for paths with an id in them; exact paths win
+        self._prefixes: dict[str, dict[str, Handler]] = dict(self.ui.prefixes)
+        # the OpenAPI document of exactly these routes (issue 8, runtime/openapi.py)
+        self._routes["/openapi.json"] = {"GET": openapi.handler(self._routes)}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
@@ -106,29 +125,41 @@ class InterlockApp:
 
     async def shutdown(self) -> None:
         state, self.state = self.state, None
+        await self.ui.close()
         if state is not None:
             await state.close()
 
     # -- http --------------------------------------------------------------------
 
+    def _prefixed(self, path: str) -> dict[str, Handler] | None:
+        """The handlers of the longest registered prefix of ``path`` (with something
+        after it: the bare prefix is not a match)."""
+        best: str | None = None
+        for prefix in self._prefixes:
+            if len(path) > len(prefix) and path.startswith(prefix):
+                if best is None or len(prefix) > len(best):
+                    best = prefix
+        return self._prefixes[best] if best is not None else None
+
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
         diag = Diagnostics()
         state = self.state
         table_hash = state.table_hash_header if state is not None else _NO_TABLE
-        methods = self._routes.get(scope["path"])
+        methods = self._routes.get(scope["path"]) or self._prefixed(scope["path"])
+        shape = shape_for_path(scope["path"])
         if methods is None:
-            await _error(send, diag, table_hash, 404,
+            await _error(send, shape, diag, table_hash, 404,
                          f"no route for {scope['method']} {scope['path']}", "unknown_url")
             return
         handler = methods.get(scope["method"])
         if handler is None:
             allowed = ", ".join(sorted(methods))
-            await _error(send, diag, table_hash, 405,
+            await _error(send, shape, diag, table_hash, 405,
                          f"{scope['method']} is not allowed on {scope['path']} (use {allowed})",
                          "method_not_allowed", [(b"allow", allowed.encode())])
             return
         if state is None:
-            await _error(send, diag, table_hash, 503,
+            await _error(send, shape, diag, table_hash, 503,
                          "the router has no decision table loaded yet", "not_ready")
             return
         ctx = Ctx(state, scope, receive, send, scan_headers(scope), diag)
@@ -140,18 +171,19 @@ class InterlockApp:
             state.counters.errors += 1
             if ctx.started:
                 raise
-            status, body = error_from(exc)
+            status, body = shape.router_error(exc)
             await send_bytes(send, status, body, diagnostic_headers(diag, table_hash))
         except Exception:
             state.counters.errors += 1
             if not ctx.started:
-                await _error(send, diag, table_hash, 500,
+                await _error(send, shape, diag, table_hash, 500,
                              "internal router error (see the server log)", "internal_error")
             raise
 
 
 async def _error(
     send: Send,
+    shape: ErrorShape,
     diag: Diagnostics,
     table_hash: bytes,
     status: int,
@@ -162,7 +194,8 @@ async def _error(
     headers = diagnostic_headers(diag, table_hash)
     if extra:
         headers.extend(extra)
-    await send_bytes(send, status, error_body(status, message, code=code), headers)
+    status, body = shape.body(status, message, code=code)
+    await send_bytes(send, status, body, headers)
 
 
 def _why(exc: BaseException) -> str:

@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-Surface = Literal["chat", "messages", "responses", "completions", "embeddings"]
+Surface = Literal["chat", "messages", "responses", "completions", "embeddings", "ollama"]
 PartType = Literal["text", "image", "tool_call", "tool_result", "thinking"]
 FinishReason = Literal["stop", "length", "tool_calls", "content_filter", "error"]
 
@@ -80,6 +80,9 @@ class CanonicalRequest:
     raw: dict[str, Any] = field(default_factory=dict)
     #: embeddings only
     inputs: list[str] = field(default_factory=list)
+    #: client headers meant for a same-API upstream only (``anthropic-beta`` from a
+    #: messages client, for an anthropic-wire provider)
+    headers: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(slots=True)

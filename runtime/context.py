@@ -1,6 +1,6 @@
 """The per-request context the endpoint handlers share, and the steps common to
-the JSON and the streaming chat paths (recording who answered, passing an
-upstream's own error through, attaching the trace)."""
+the JSON and the streaming paths of every surface (recording who answered,
+passing an upstream's own error through, attaching the trace)."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from interlock.runtime.errors import UpstreamHTTPError
 from interlock.runtime.headers import RequestMeta, diagnostic_headers
 from interlock.runtime.responses import send_bytes
 from interlock.runtime.state import RuntimeState
-from interlock.runtime.surfaces.chat_encode import upstream_error_body
+from interlock.runtime.surfaces.shapes import OPENAI_ERRORS, ErrorShape
 from interlock.runtime.trace import Diagnostics, build_trace
 
 
@@ -62,17 +62,20 @@ def answered(ctx: Ctx, key: str, provider: str, locality: str) -> None:
         ctx.state.counters.cloud += 1
 
 
-async def upstream_error(ctx: Ctx, exc: UpstreamHTTPError) -> None:
-    """A non-retryable upstream error (400/401/403/404/422...) keeps its status; an
-    OpenAI-shaped body goes back as it came, any other (an Ollama ``{"error": "..."}``)
-    is wrapped in OpenAI's shape by the surface."""
+async def upstream_error(ctx: Ctx, exc: UpstreamHTTPError,
+                         shape: ErrorShape = OPENAI_ERRORS) -> int:
+    """A non-retryable upstream error (400/401/403/404/422...) keeps its status; a
+    body already in the client's shape goes back as it came, any other (an Ollama
+    ``{"error": "..."}``) is re-wrapped by ``shape``.  Returns the status sent."""
     ctx.diag.provider = exc.provider
     last = ctx.diag.attempts[-1] if ctx.diag.attempts else None
     ctx.diag.model = last.model if last is not None else exc.model
     ctx.diag.reason = f"{ctx.diag.reason}; upstream answered {exc.status}"
     headers = diagnostic_headers(ctx.diag, ctx.state.table_hash_header)
+    status, body = shape.upstream(exc)
     ctx.started = True
-    await send_bytes(ctx.send, exc.status, upstream_error_body(exc), headers)
+    await send_bytes(ctx.send, status, body, headers)
+    return status
 
 
 def trace_of(ctx: Ctx, routed: Routed) -> dict[str, Any]:

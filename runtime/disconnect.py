@@ -12,11 +12,14 @@ and cancels the request's task; the cancellation is turned into
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Coroutine
 from contextlib import asynccontextmanager
+from typing import Any, TypeVar
 
 from interlock.runtime.asgi_types import Receive
 from interlock.runtime.bodies import ClientDisconnected
+
+T = TypeVar("T")
 
 
 @asynccontextmanager
@@ -46,3 +49,26 @@ async def cancel_on_disconnect(receive: Receive) -> AsyncIterator[None]:
         raise ClientDisconnected() from None
     finally:
         watcher.cancel()
+
+
+async def race_disconnect(receive: Receive, work: Coroutine[Any, Any, T]) -> T:
+    """``await work``, unless the client disconnects first (then ClientDisconnected)."""
+    job = asyncio.ensure_future(work)
+
+    async def gone() -> None:
+        while (await receive())["type"] != "http.disconnect":
+            pass
+
+    watcher = asyncio.ensure_future(gone())
+    try:
+        await asyncio.wait((job, watcher), return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        if not job.done():
+            # the client left (or we were cancelled ourselves): stop the upstream call
+            job.cancel()
+            await asyncio.gather(job, return_exceptions=True)
+        watcher.cancel()
+        await asyncio.gather(watcher, return_exceptions=True)
+    if job.cancelled() and watcher.done() and not watcher.cancelled():
+        raise ClientDisconnected()
+    return job.result()

@@ -1,15 +1,16 @@
-"""The HTTP endpoints: chat completions, models, route (dry run), healthz, readyz.
+"""The HTTP endpoints: the generating surfaces, models, route (dry run), healthz, readyz.
 
 Each handler takes one :class:`Ctx` (the state, the ASGI triple, the scanned
 request headers and the request's :class:`Diagnostics`) and sends exactly one
-response.  ``RouterError`` raised before a response started is turned into
-OpenAI's error shape by the app; handlers only deal with the happy path and the
-upstream's own non-retryable errors, which go back to the client as they came.
+response.  The generating endpoints (``POST /v1/chat/completions`` and the other
+surfaces) all run the generic pipeline (``interlock.runtime.pipeline.serve``)
+with their :class:`~interlock.runtime.surfaces.spec.Surface`::
 
-The request path of ``POST /v1/chat/completions``::
+    read body (limit) ─ parse JSON once ─ decode (surface) ─ classify ─ decide
+      ─ forward (JSON) / open_stream + pump (SSE) ─ encode (surface)
 
-    read body (limit) ─ parse JSON once ─ decode (surface) ─ check model name
-      ─ classify ─ decide ─ forward (JSON) / open_stream + pump (SSE) ─ encode
+A ``RouterError`` raised by the other handlers before a response started is
+answered by the app in the error shape of the path's API.
 """
 
 from __future__ import annotations
@@ -18,103 +19,36 @@ import time
 from typing import Any
 
 import orjson
-from interlock.runtime import streaming
-from interlock.runtime.bodies import parse_object, read_body
+from interlock.runtime import pipeline
 from interlock.runtime.canonical import CanonicalRequest
-from interlock.runtime.classify import Classification
-from interlock.runtime.context import (
-    Ctx,
-    Handler,
-    Routed,
-    answered,
-    trace_of,
-    upstream_error,
-)
-from interlock.runtime.decide import Decision, decide
-from interlock.runtime.errors import RequestError, UpstreamHTTPError
-from interlock.runtime.forward import Call, forward
+from interlock.runtime.context import Ctx, Handler, Routed
+from interlock.runtime.errors import RequestError
 from interlock.runtime.headers import diagnostic_headers
+from interlock.runtime.latency import OUT_TOKENS
+from interlock.runtime.pipeline import decide_for, read_json
 from interlock.runtime.responses import send_bytes
 from interlock.runtime.state import RuntimeState
 from interlock.runtime.surfaces import chat as chat_surface
 from interlock.runtime.trace import build_trace
 
-__all__ = ["Ctx", "Handler", "chat_completions", "healthz", "models", "readyz", "route"]
+__all__ = ["Ctx", "Handler", "chat_completions", "decide_for", "healthz", "models", "readyz",
+           "route"]
 
 
-# -- chat completions ------------------------------------------------------------------
+# -- the generating surfaces ---------------------------------------------------------
 
 
 async def chat_completions(ctx: Ctx) -> None:
-    state = ctx.state
-    state.counters.requests += 1
-    body = parse_object(await _body(ctx))
-    routed = _route(ctx, decode_chat(body))
-    call = _call(ctx, routed)
-    if routed.req.stream:
-        await streaming.stream_chat(ctx, call, routed)
-        return
-    try:
-        answer = await forward(state, call)
-    except UpstreamHTTPError as exc:
-        await upstream_error(ctx, exc)
-        return
-    answered(ctx, answer.model.key, answer.model.provider, answer.model.locality)
-    out = chat_surface.encode_chat_response(answer.response, model_name=answer.model.key)
-    if routed.trace:
-        out["x_router_trace"] = trace_of(ctx, routed)
-    await send_bytes(ctx.send, 200, orjson.dumps(out),
-                     diagnostic_headers(ctx.diag, state.table_hash_header))
+    await pipeline.serve(ctx, chat_surface.CHAT)
 
 
 def decode_chat(body: dict[str, Any]) -> CanonicalRequest:
-    """The surface's decoder, with any stray exception on client input made a 400."""
-    try:
-        return chat_surface.decode_chat(body)
-    except RequestError:
-        raise
-    except (TypeError, ValueError, KeyError, AttributeError) as exc:
-        # decode only reads client input: a crash here is bad input it did not name
-        raise RequestError(400, f"invalid request body: {exc}", code="invalid_request") from exc
+    """The chat decoder, with any stray exception on client input made a 400."""
+    return pipeline.decode(chat_surface.CHAT, body, ())
 
 
 def _route(ctx: Ctx, req: CanonicalRequest) -> Routed:
-    state = ctx.state
-    cls = state.classifier.classify(req, header_private=ctx.meta.private)
-    ctx.diag.cell = cls.cell
-    decision = decide_for(state, cls, req)
-    ctx.diag.reason = decision.reason
-    return Routed(req, cls, decision, cls.sensitivity == "private", ctx.meta.trace or req.trace)
-
-
-def decide_for(state: RuntimeState, cls: Classification, req: CanonicalRequest) -> Decision:
-    """decide() with the health predicate; if health alone emptied the chain, decide
-    again without it (better to try a provider that failed recently than none)."""
-    decision = decide(state.table, cls, req, healthy=state.health.healthy)
-    if not decision.candidates and decision.filtered:
-        retry = decide(state.table, cls, req)
-        if retry.candidates:
-            return retry
-    return decision
-
-
-def _call(ctx: Ctx, routed: Routed) -> Call:
-    server = ctx.state.table.server
-    return Call(
-        req=routed.req,
-        candidates=routed.decision.candidates,
-        private=routed.private,
-        deadline=time.monotonic() + ctx.state.deadline_s,
-        diag=ctx.diag,
-        max_attempts=server.max_attempts,
-        retry_after_cap_s=server.retry_after_cap_ms / 1000.0,
-    )
-
-
-async def _body(ctx: Ctx) -> bytes:
-    return await read_body(
-        ctx.receive, ctx.state.table.server.max_body_bytes, ctx.meta.content_length
-    )
+    return pipeline.route(ctx, req)
 
 
 # -- the rest ------------------------------------------------------------------------
@@ -130,7 +64,7 @@ async def models(ctx: Ctx) -> None:
 async def route(ctx: Ctx) -> None:
     """A dry run: classification, decision and explanation; no model is called."""
     state = ctx.state
-    body = parse_object(await _body(ctx))
+    body = await read_json(ctx)
     if "messages" not in body and "prompt" in body:
         prompt = body.pop("prompt")
         if not isinstance(prompt, str):
@@ -151,9 +85,20 @@ async def route(ctx: Ctx) -> None:
     out["provider"] = first.provider if first is not None else None
     out["refused"] = refused
     out["explanation"] = _explain(routed, first, refused)
+    out["latency"] = live_latency(state, routed)
     await send_bytes(
         ctx.send, 200, orjson.dumps(out), diagnostic_headers(ctx.diag, state.table_hash_header)
     )
+
+
+def live_latency(state: RuntimeState, routed: Routed) -> dict[str, Any]:
+    """The live latency figures of the candidates (INTEL; runtime/latency.py) and the
+    latency budget step decide() took with them."""
+    cell = routed.decision.cell
+    out_tokens = OUT_TOKENS.get(cell.complexity or "medium", 400)
+    keys = [c.model for c in routed.decision.candidates]
+    return {"figures": state.latency.snapshot(keys, out_tokens=out_tokens),
+            "budget": routed.decision.latency}
 
 
 def _explain(routed: Routed, first: Any, refused: bool) -> str:

@@ -80,6 +80,8 @@ class Attempt:
     error: str = ""
     latency_ms: float = 0.0
     role: str = "primary"
+    #: the provider account used, when the provider has several (runtime/accounts.py)
+    account: str = ""
 
 
 @dataclass

@@ -36,6 +36,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol, TypeVar
 
+from interlock.runtime import admission, escalation
+from interlock.runtime.accounts import with_accounts
 from interlock.runtime.canonical import CanonicalRequest, CanonicalResponse, Delta
 from interlock.runtime.errors import (
     Attempt,
@@ -94,6 +96,8 @@ class Call:
     #: retries of the same candidate after a Retry-After
     retries_per_candidate: int = 1
     tried_local: bool = field(default=False)
+    #: the cell's verifiers and escalation policy (None: answers are not verified)
+    verify: escalation.VerifySpec | None = None
 
 
 @dataclass(slots=True)
@@ -121,13 +125,20 @@ Once = Callable[[Upstreams, Call, Candidate, ProviderEntry, ModelEntry], Awaitab
 
 
 async def forward(up: Upstreams, call: Call) -> Answer:
-    """A complete (non-streaming) answer from the first candidate that gives one."""
-    return await with_fallbacks(up, call, send_once)
+    """A complete (non-streaming) answer from the first candidate that gives one,
+    verified and escalated per the cell's policy (``escalation.with_verification``)."""
+    admission.request_started(up)  # the retry budget's deposit (issue 8)
+    return await escalation.with_verification(up, call, _chain_send)
+
+
+async def _chain_send(up: Upstreams, call: Call) -> Answer:
+    return await with_fallbacks(up, call, with_accounts(send_once))
 
 
 async def open_stream(up: Upstreams, call: Call) -> OpenStream:
     """The first candidate whose stream yields a first delta (or ends cleanly)."""
-    return await with_fallbacks(up, call, stream_once)
+    admission.request_started(up)
+    return await with_fallbacks(up, call, with_accounts(stream_once))
 
 
 # -- layers ------------------------------------------------------------------------
@@ -149,6 +160,13 @@ async def with_fallbacks(up: Upstreams, call: Call, once: Once[T]) -> T:
             continue
         if _attempts(call) >= call.max_attempts or time.monotonic() >= call.deadline:
             break
+        # circuit breakers and the retry budget (issue 8, runtime/admission.py)
+        verdict = admission.admit(up, call.diag.attempts, cand.provider, cand.model, cand.role,
+                                  _attempts(call))
+        if verdict == "skip":
+            continue
+        if verdict == "stop":
+            break
         try:
             return await with_retries(up, call, cand, provider, model, once)
         except UpstreamError as exc:
@@ -164,7 +182,10 @@ async def with_retries(
     retries = 0
     while True:
         try:
-            return await once(up, call, cand, provider, model)
+            # a slot of a provider with max_concurrency (issue 8), else just the call
+            return await admission.hold_slot(
+                up, cand.provider, cand.model, call.deadline, call.diag.attempts, cand.role,
+                lambda: once(up, call, cand, provider, model))
         except UpstreamHTTPError as exc:
             wait = exc.retry_after_s
             if (
@@ -174,6 +195,7 @@ async def with_retries(
                 or wait > call.retry_after_cap_s
                 or time.monotonic() + wait >= call.deadline
                 or _attempts(call) >= call.max_attempts
+                or not admission.retry_allowed(up)
             ):
                 raise
             retries += 1
@@ -201,6 +223,7 @@ async def send_once(
         attempt.outcome, attempt.status, attempt.error = "error", exc.status, exc.message
         raise
     _succeeded(up, call, attempt, t)
+    _observe(up, model.key, attempt.latency_ms, None, response)
     return Answer(response, cand, model)
 
 
@@ -245,6 +268,16 @@ def _privacy_gate(call: Call, provider: ProviderEntry) -> None:
         call.tried_local = True
 
 
+def _observe(up: Upstreams, key: str, total_ms: float, ttft_ms: float | None,
+             response: CanonicalResponse | None) -> None:
+    # live latency (runtime/latency.py; streams report at their end, streaming.py);
+    # absent on test doubles of the state
+    tracker = getattr(up, "latency", None)
+    if tracker is not None:
+        out = response.usage.output_tokens if response and response.usage else None
+        tracker.observe(key, total_ms=total_ms, ttft_ms=ttft_ms, output_tokens=out)
+
+
 def _attempts(call: Call) -> int:
     return sum(1 for a in call.diag.attempts if a.outcome != "skipped")
 
@@ -262,6 +295,7 @@ def _succeeded(up: Upstreams, call: Call, attempt: Attempt, started: float) -> N
     attempt.status = 200
     attempt.latency_ms = elapsed * 1000.0
     up.health.success(attempt.provider)
+    admission.succeeded(up, attempt.provider, attempt.model)
 
 
 def _failed(
@@ -277,6 +311,7 @@ def _failed(
         up.health.failure(attempt.provider, attempt.error)
     else:
         up.health.success(attempt.provider)  # it answered: the provider is up
+    admission.failed(up, attempt.provider, attempt.model, exc)
 
 
 def stream_failed(up: Upstreams, attempt: Attempt, exc: UpstreamError) -> None:
@@ -285,6 +320,7 @@ def stream_failed(up: Upstreams, attempt: Attempt, exc: UpstreamError) -> None:
     attempt.status = exc.status
     attempt.error = f"{type(exc).__name__} mid-stream: {exc.message}"
     up.health.failure(attempt.provider, attempt.error)
+    admission.failed(up, attempt.provider, attempt.model, exc)
 
 
 async def _close(it: AsyncIterator[Delta]) -> None:

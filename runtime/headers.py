@@ -14,6 +14,12 @@ X-Router-Reason        why this model (the decision's reason, and fallbacks)
 X-Router-Attempts      how many upstream attempts were made
 X-Router-Table         the decision table's content hash
 X-Router-Overhead-Ms   time spent in the router itself, upstream time excluded
+X-Router-Request-Tags  custom classifier tags of the request (router.yaml
+                       ``tags``), comma-separated; only when some fired
+X-Router-Response-Tags what the answer was: refusal, truncated,
+                       content_filter, healed, escalated; only when any
+X-Router-Escalated     ``from -> to (failed verifiers)`` when a verifier
+                       failed and the request escalated
 =====================  ==================================================
 """
 
@@ -69,4 +75,18 @@ def diagnostic_headers(diag: Diagnostics, table_hash: bytes) -> RawHeaders:
         (b"x-router-attempts", str(len(diag.attempts)).encode()),
         (b"x-router-table", table_hash),
         (b"x-router-overhead-ms", b"%.3f" % diag.overhead_ms()),
+        *_intel_headers(diag),
     ]
+
+
+def _intel_headers(diag: Diagnostics) -> RawHeaders:
+    out: RawHeaders = []
+    if diag.request_tags:
+        out.append((b"x-router-request-tags", _value(",".join(diag.request_tags))))
+    if diag.response_tags:
+        out.append((b"x-router-response-tags", _value(",".join(diag.response_tags))))
+    esc = diag.escalation
+    if esc is not None and esc.get("to"):
+        out.append((b"x-router-escalated",
+                    _value(f"{esc['from']} -> {esc['to']} ({esc.get('because', '')})")))
+    return out

@@ -23,7 +23,9 @@ Environment read by ``app_factory``: ``INTERLOCK_TABLE`` (a lock file),
 ``INTERLOCK_CONFIG`` (a router.yaml to compile), ``INTERLOCK_PROBE`` (``0``
 skips the start-up provider probes), ``INTERLOCK_HEALTH_FAILURES`` (consecutive
 failures that put a provider in error, default 3) and ``INTERLOCK_HEALTH_COOLDOWN_S``
-(how long a provider in error is skipped, default 10).
+(how long a provider in error is skipped, default 10).  ``INTERLOCK_BREAKERS=0``
+turns the circuit breakers and the retry budget off (``runtime/breaker.py``; test
+suites whose cases share one router).
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from interlock.runtime.app import InterlockApp
+from interlock.runtime.asgi_types import ASGIApp
 from interlock.runtime.table import DecisionTable, load_table
 
 TABLE_ENV = "INTERLOCK_TABLE"
@@ -49,19 +52,26 @@ FACTORY = "interlock.runtime.server:app_factory"
 # -- the worker side --------------------------------------------------------------------
 
 
-def app_factory() -> InterlockApp:
-    """The ASGI app for one Granian worker; the table loads in its lifespan."""
+def app_factory() -> ASGIApp:
+    """The ASGI app for one Granian worker; the table loads in its lifespan.
+
+    The app is wrapped in the reliability and security middleware
+    (``interlock.runtime.guard.secure``: header limits, egress headers, client
+    keys, rate limits, Idempotency-Key, x-should-retry).
+    """
+    from interlock.runtime.guard import secure
+
     environ = dict(os.environ)
     probe = environ.get(PROBE_ENV, "1").strip().lower() not in ("0", "false", "no", "off")
-    return InterlockApp(
+    return secure(InterlockApp(
         lambda: table_from_environ(environ),
         probe=probe,
         fail_threshold=int(environ.get(FAILURES_ENV, "3")),
         cooldown_s=float(environ.get(COOLDOWN_ENV, "10")),
-    )
+    ))
 
 
-def load_target(target: str) -> InterlockApp:
+def load_target(target: str) -> ASGIApp:
     """Granian's target loader for ``router start`` (runs in each worker process)."""
     if target != FACTORY:
         raise ValueError(f"unexpected Granian target {target!r}")
@@ -222,8 +232,12 @@ def run(
     probe: bool = True,
     summary: bool = True,
     echo: Callable[[str], None] | None = None,
+    insecure: bool = False,
 ) -> None:
     """Serve the router with Granian until interrupted.
+
+    On an address other than loopback the table must configure client API keys
+    (``server.auth.keys``), unless ``insecure``: ``auth.InsecureBind`` otherwise.
 
     ``demo=True`` starts the two demo upstreams and serves a table built for them
     (see :mod:`interlock.runtime.demo`).  ``echo`` receives the readiness summary
@@ -231,12 +245,16 @@ def run(
     """
     env = dict(os.environ if environ is None else environ)
     say = echo or _stderr
+    from interlock.runtime.auth import check_exposure
+
     if demo:
+        check_exposure(host, None, insecure=insecure)
         from interlock.runtime.demo import serve_demo
 
         serve_demo(host=host, port=port, workers=workers, environ=env, echo=say)
         return
     resolved = resolve_table(table, config, table_path, env)
+    check_exposure(host, resolved, insecure=insecure)
     if summary:
         _status, lines = readiness(resolved, env, f"http://{host}:{port}")
         for line in lines:
@@ -309,10 +327,11 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--demo", action="store_true")
     ap.add_argument("--no-probe", action="store_true")
     ap.add_argument("--no-summary", action="store_true")
+    ap.add_argument("--insecure", action="store_true")
     args = ap.parse_args(argv)
     run(config=args.config, table_path=args.table, host=args.host, port=args.port,
         workers=args.workers, demo=args.demo, probe=not args.no_probe,
-        summary=not args.no_summary)
+        summary=not args.no_summary, insecure=args.insecure)
 
 
 if __name__ == "__main__":

@@ -12,15 +12,25 @@ the ``/v1/models`` body) are computed here once.
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
+from interlock.runtime.accounts import AccountPool
+from interlock.runtime.auth import KeyRing
+from interlock.runtime.breaker import Breakers
 from interlock.runtime.classify import Classifier
 from interlock.runtime.health import HealthRegistry
+from interlock.runtime.idempotency import IdempotencyCache
+from interlock.runtime.latency import LatencyTracker
+from interlock.runtime.limits import Limits
+from interlock.runtime.otel import span_sink
 from interlock.runtime.providers.base import Provider
 from interlock.runtime.providers.registry import Adapters
+from interlock.runtime.record import Recorder
+from interlock.runtime.store import open_recorder
 from interlock.runtime.table import DecisionTable, ProviderEntry
 
 
@@ -57,6 +67,18 @@ class RuntimeState:
         self.table_hash_header = self.table_hash.encode("ascii")
         self.models_body = models_list(table)
         self.deadline_s = table.server.deadline_ms / 1000.0
+        #: the request log and live events (OBS); build_state gives it the store
+        self.recorder = Recorder(table)
+        #: live latency figures (INTEL): EWMA per model, seeded from the catalog
+        self.latency = LatencyTracker(table)
+        #: provider accounts (INTEL): weighted spread, rpm buckets, fail-over
+        self.accounts = AccountPool(table)
+        # REL (issue 8): client keys, limits, circuit breakers, Idempotency-Key cache
+        self.auth = KeyRing(table.server.auth.keys, os.environ)
+        self.limits = Limits(table)
+        self.breakers = Breakers(table.server.breaker, enabled=os.environ.get(
+            "INTERLOCK_BREAKERS", "1").strip().lower() not in ("0", "false", "no", "off"))
+        self.idempotency = IdempotencyCache(table.server.idempotency)
 
     def adapter(self, provider: ProviderEntry) -> Provider:
         return self.adapters.for_wire(provider.wire)
@@ -86,6 +108,7 @@ class RuntimeState:
 
     async def close(self) -> None:
         await self.adapters.close()
+        await asyncio.to_thread(self.recorder.close)
 
 
 def models_list(table: DecisionTable) -> bytes:
@@ -101,7 +124,11 @@ def models_list(table: DecisionTable) -> bytes:
         if m.embedding:
             continue
         data.append({"id": key, "object": "model", "created": created, "owned_by": m.provider})
-    return orjson.dumps({"object": "list", "data": data})
+    # the same list also reads as Anthropic's (GET /v1/models with the anthropic SDK)
+    for item in data:
+        item.update(type="model", display_name=item["id"], created_at="1970-01-01T00:00:00Z")
+    return orjson.dumps({"object": "list", "data": data, "has_more": False,
+                         "first_id": data[0]["id"], "last_id": data[-1]["id"]})
 
 
 def make_classifier(table: DecisionTable) -> Classifier:
@@ -127,6 +154,8 @@ async def build_state(
         adapters=Adapters(),
         health=health,
     )
+    state.recorder = await asyncio.to_thread(open_recorder, table, os.environ,
+                                             spans=span_sink())
     if probe:
         await state.probe()
     return state

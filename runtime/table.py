@@ -140,6 +140,10 @@ class Policy(_Frozen):
     latency_budget_ms: int | None = None
     max_price: Price | None = None
     min_quality: float = 0.0
+    only_from_local: bool = Field(
+        default=True, description="verify (and escalate) only answers from local models")
+    confidence_threshold: float | None = Field(
+        default=None, description="with the confidence verifier: below this, escalate")
 
 
 class Cell(_Frozen):
@@ -182,12 +186,81 @@ class ClassifierConfig(_Frozen):
     medium_prompt_tokens: int = Field(default=1200, description="above this, at least medium")
 
 
+class ClientKey(_Frozen):
+    """One client API key of the router (ingress auth).
+
+    The table holds the key's sha256 (hex) or the name of the environment
+    variable that holds the raw key - never the key itself.
+    """
+
+    name: str
+    sha256: str | None = Field(default=None, description="hex sha256 of the key")
+    key_env: str | None = Field(default=None, description="variable holding the raw key")
+    models: tuple[str, ...] = Field(default=("*",), description="allowed models (wildcards)")
+    profiles: tuple[str, ...] = Field(default=(), description="allowed profiles; empty: any")
+    private_only: bool = Field(default=False, description="every request is private")
+    rpm: int | None = Field(default=None, description="requests per minute (token bucket)")
+    burst: int | None = Field(default=None, description="bucket size; default rpm")
+
+
+class AuthDefaults(_Frozen):
+    """Ingress auth: off when ``keys`` is empty."""
+
+    keys: tuple[ClientKey, ...] = ()
+
+
+class LimitDefaults(_Frozen):
+    """Request limits beyond the body size and the deadline."""
+
+    max_headers: int = 100
+    max_header_bytes: int = 32 * 1024
+    #: how long a request waits for a slot of a provider at max_concurrency
+    queue_ms: int = 2_000
+
+
+class BreakerDefaults(_Frozen):
+    """Circuit breakers (per provider and per model) and the retry budget."""
+
+    failures: int = 5
+    failure_rate: float = 0.5
+    window: int = 20
+    min_calls: int = 10
+    cooldown_ms: int = 10_000
+    retry_ratio: float = 0.2
+    retry_reserve: int = 10
+
+
+class IdempotencyDefaults(_Frozen):
+    ttl_s: int = 600
+    max_entries: int = 10_000
+    max_response_bytes: int = 1024 * 1024
+
+
+class StoreSettings(_Frozen):
+    """The request log (``interlock.runtime.store``): where, and for how long."""
+
+    enabled: bool = True
+    path: str | None = Field(
+        default=None,
+        description="SQLite file; default $INTERLOCK_DB, else "
+        "$XDG_DATA_HOME/interlock/interlock.db (INTERLOCK_DB always wins)",
+    )
+    jsonl: str | None = Field(default=None, description="also append every record to this file")
+    retention_days: float | None = Field(default=30.0, description="delete older records")
+    max_rows: int | None = Field(default=None, description="keep at most this many records")
+
+
 class ServerDefaults(_Frozen):
     deadline_ms: int = 300_000
     max_body_bytes: int = 8 * 1024 * 1024
     max_attempts: int = 4
     retry_after_cap_ms: int = 10_000
     log_prompts: bool = False
+    store: StoreSettings = Field(default_factory=StoreSettings)
+    auth: AuthDefaults = Field(default_factory=AuthDefaults)
+    limits: LimitDefaults = Field(default_factory=LimitDefaults)
+    breaker: BreakerDefaults = Field(default_factory=BreakerDefaults)
+    idempotency: IdempotencyDefaults = Field(default_factory=IdempotencyDefaults)
 
 
 class Source(_Frozen):

@@ -38,11 +38,20 @@ class Diagnostics:
     """What happened to one request; rendered as headers and in the trace."""
 
     started: float = field(default_factory=time.perf_counter)
+    #: the request's id in the request log and the live events (``Recorder.started``)
+    request_id: str = ""
     provider: str = ""
     model: str = ""
     cell: str = ""
     reason: str = ""
     attempts: list[Attempt] = field(default_factory=list)
+    #: verifier verdicts, one entry per answer checked (runtime/escalation.py)
+    checks: list[dict[str, Any]] = field(default_factory=list)
+    #: the escalation, when a verifier failed: from, to, because, outcome
+    escalation: dict[str, Any] | None = None
+    #: custom classifier tags of the request / response classifier tags of the answer
+    request_tags: list[str] = field(default_factory=list)
+    response_tags: list[str] = field(default_factory=list)
     #: seconds spent waiting on upstreams (subtracted from the overhead)
     upstream_s: float = 0.0
     #: set once the response headers went out (streams): the overhead is frozen there
@@ -123,6 +132,7 @@ def attempts_json(attempts: list[Attempt]) -> list[dict[str, Any]]:
             "status": a.status,
             "error": a.error,
             "latency_ms": round(a.latency_ms, 2),
+            **({"account": a.account} if a.account else {}),
         }
         for a in attempts
     ]
@@ -139,6 +149,9 @@ def build_trace(
     }
     if diag is not None:
         trace["attempts"] = attempts_json(diag.attempts)
+        trace["verification"] = diag.checks
+        trace["escalation"] = diag.escalation
+        trace["response_tags"] = list(diag.response_tags)
         trace["answered_by"] = diag.model or None
         trace["overhead_ms"] = round(diag.overhead_ms(), 3)
     return trace

@@ -252,10 +252,12 @@ class Upstream:
 
     async def stream_bytes(
         self, url: str, provider: ProviderEntry, model: str, *,
-        deadline: float, body: bytes,
+        deadline: float, body: bytes, headers: dict[str, str] | None = None,
     ) -> AsyncIterator[bytes]:
-        """POST ``body`` and yield the 2xx answer's body as it arrives."""
-        hdrs = auth_headers(provider, model)
+        """POST ``body`` and yield the 2xx answer's body as it arrives.
+
+        ``headers`` replaces the default (static provider headers plus auth)."""
+        hdrs = headers if headers is not None else auth_headers(provider, model)
         hdrs["Content-Type"] = "application/json"
         try:
             async with self.session().post(

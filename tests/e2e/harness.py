@@ -204,7 +204,9 @@ def standard_setup(*, server: Mapping[str, Any] | None = None,
              prov("cloud", cloud, "openai", "cloud", ["m-c"], timeout_ms=timeout_ms,
                   quality=90.0)],
             ["loc-a/m-a", "loc-b/m-b", "cloud/m-c"], server=server))
-        environ = {"INTERLOCK_HEALTH_FAILURES": "1000000", **(env or {})}
+        # no breaker or retry budget either (issue 8): tests must not influence each other
+        environ = {"INTERLOCK_HEALTH_FAILURES": "1000000", "INTERLOCK_BREAKERS": "0",
+                   **(env or {})}
         router = RouterProcess(table, env=environ, probe=probe).wait_ready()
     except BaseException:
         for up in (loc_a, loc_b, cloud):

@@ -30,12 +30,12 @@ EXPECT = {
     "local": '"model":"demo-local/tiny-local"',
     "cloud": '"model":"demo-cloud/big-cloud"',
     "private": "private_no_local",
-    "sdk": "demo-local/tiny-local general.low.public.text",
+    "sdk": "demo-local/tiny-local creative.low.public.text",
     "models": '"id":"route-auto"',
     "route": '"private":true',
     "health": '"status":"ok"',
     "error": '"param":"messages[0].content"',
-    "headers": "x-router-cell: general.low.private.text",
+    "headers": "x-router-cell: creative.low.private.text",
 }
 
 

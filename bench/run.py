@@ -42,6 +42,10 @@ CHAT = (
 )
 STREAM = CHAT[:-1] + ',"stream":true}'
 
+#: sent to every target alike; LiteLLM refuses to start without a master key
+BENCH_KEY = "sk-bench-master-key-5f1c0e9a7d3b4a21"
+HEADERS = {"content-type": "application/json", "authorization": f"Bearer {BENCH_KEY}"}
+
 PORT_UP, PORT_FLOOR, PORT_IL, PORT_LITELLM, PORT_ILN = 9100, 9101, 9102, 9103, 9104
 
 
@@ -106,6 +110,7 @@ def wrk(url: str, body: str, conns: int, seconds: int) -> tuple[float, float, fl
     """(requests/s, p50 ms, p99 ms, non-2xx+socket errors) from one wrk run."""
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as lua:
         lua.write('wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\n')
+        lua.write(f'wrk.headers["Authorization"] = "Bearer {BENCH_KEY}"\n')
         lua.write(f"wrk.body = [[{body}]]\n")
     threads = min(conns, 2)
     out = subprocess.run(
@@ -135,7 +140,7 @@ async def _stream_timings(url: str, n: int) -> tuple[float, float]:
     async with aiohttp.ClientSession() as s:
         for _ in range(n):
             t0 = time.perf_counter()
-            async with s.post(url, data=STREAM, headers={"content-type": "application/json"}) as r:
+            async with s.post(url, data=STREAM, headers=HEADERS) as r:
                 first = None
                 async for _chunk in r.content.iter_any():
                     if first is None:
@@ -240,7 +245,8 @@ def main() -> int:
                 lit = start(Proc("litellm", [str(exe), "--config", str(litellm_config(tmp)),
                                              "--port", str(PORT_LITELLM), "--num_workers", "1"],
                                  PORT_LITELLM,
-                                 env={"LITELLM_LOCAL_MODEL_COST_MAP": "True",
+                                 env={"LITELLM_MASTER_KEY": BENCH_KEY,
+                                      "LITELLM_LOCAL_MODEL_COST_MAP": "True",
                                       "LITELLM_TELEMETRY": "False", "LITELLM_LOG": "ERROR"}))
                 results.append(measure(Figures("LiteLLM proxy (1 worker)"),
                                        f"http://127.0.0.1:{PORT_LITELLM}{chat}", lit, secs))
@@ -280,9 +286,10 @@ def soak_run(proc: Proc, url: str, n: int) -> str:
 def write_results(results: list[Figures], micro: dict[str, float], soak: str, secs: int,
                   argv: str) -> None:
     direct = results[0]
-    by = {f.name.split(" (")[0]: f for f in results}
+    by = {f.name: f for f in results}
     lines = [
-        "# Benchmark results",
+        BEGIN,
+        "## Overhead: interlock vs the floor proxy vs LiteLLM (`bench/run.py`)",
         "",
         f"- date: {dt.datetime.now(dt.UTC).strftime('%Y-%m-%d %H:%M UTC')}",
         f"- machine: {platform.machine()}, {os.cpu_count()} cores, "
@@ -306,8 +313,10 @@ def write_results(results: list[Figures], micro: dict[str, float], soak: str, se
             f"{added:+.2f} ms | {f.ttfb_ms:.2f} ms | {f.stream_total_ms:.2f} ms | "
             f"{f.peak_rss_mb:.0f} MB | {f.errors} |"
         )
-    il, fl, lt = by.get("interlock balanced"), by.get("floor proxy"), by.get("LiteLLM proxy")
-    lines += ["", "## Ratios (throughput at 32 connections, same run)", ""]
+    il = by.get("interlock balanced (1 worker)")
+    fl = by.get("floor proxy (aiohttp, 1 worker)")
+    lt = by.get("LiteLLM proxy (1 worker)")
+    lines += ["", "## Ratios (throughput at 32 connections, same run, one worker each)", ""]
     if il and fl and fl.rps_32:
         lines.append(f"- interlock / floor: {il.rps_32 / fl.rps_32:.2f} (target ≥ 0.70)")
     if il and lt and lt.rps_32:
@@ -317,7 +326,26 @@ def write_results(results: list[Figures], micro: dict[str, float], soak: str, se
         lines.append(f"- {k}: {v:,.1f} µs")
     if soak:
         lines += ["", "## Memory over a long run", "", f"- {soak}"]
-    (BENCH / "RESULTS.md").write_text("\n".join(lines) + "\n")
+    lines.append(END)
+    replace_section(BENCH / "RESULTS.md", "\n".join(lines) + "\n")
+
+
+BEGIN = "<!-- bench/run.py: begin (rewritten by every run) -->"
+END = "<!-- bench/run.py: end -->"
+
+
+def replace_section(path: Path, section: str) -> None:
+    """Replace this harness's section of RESULTS.md, keeping everything else (soak)."""
+    text = path.read_text() if path.exists() else "# Benchmark results\n"
+    if BEGIN in text and END in text:
+        head, rest = text.split(BEGIN, 1)
+        tail = rest.split(END, 1)[1].lstrip("\n")
+        text = head + section + ("\n" + tail if tail else "")
+    else:
+        head, sep, tail = text.partition("\n## ")
+        after = "\n" + sep.lstrip("\n") + tail if sep else ""
+        text = head.rstrip("\n") + "\n\n" + section + after
+    path.write_text(text)
 
 
 def _mem_gb() -> float:

@@ -10,6 +10,10 @@ Table invariants (:func:`check_cells`, usable on any table):
 
 Config checks: W005 shadowed rules (:func:`check_rules`), E006 contradictory
 budgets (:func:`check_budgets`).  E004 and W007 come from ``resolve``.
+
+Tag variants (:func:`check_tag_cells`) get the same invariants (E002 above all: a
+tag rule saying ``locality: cloud`` never puts a cloud model in a private cell),
+positioned at the tag rule.
 """
 
 from __future__ import annotations
@@ -141,8 +145,13 @@ def _has(doc: Loaded, key: str) -> bool:
 
 
 def _rule_cells(rule: ResolvedRule) -> set[str]:
-    return {cell_key(t, c, s, m) for t in TASKS for c in COMPLEXITIES for s in SENSITIVITIES
-            for m in MODALITIES if matches(rule, t, c, s, m)}
+    # A tag rule covers (tag, cell) pairs: it neither shadows nor is shadowed by a
+    # tag-less rule, only by an earlier rule on the same tags.
+    tags: tuple[str | None, ...] = (None,) if rule.match.tags is None else tuple(
+        rule.match.tags)
+    return {f"{cell_key(t, c, s, m)}#{tag or ''}" for tag in tags for t in TASKS
+            for c in COMPLEXITIES for s in SENSITIVITIES for m in MODALITIES
+            if matches(rule, t, c, s, m, tag)}
 
 
 def check_rules(rules: Iterable[ResolvedRule]) -> list[Diagnostic]:
@@ -167,6 +176,48 @@ def check_rules(rules: Iterable[ResolvedRule]) -> list[Diagnostic]:
                     hint="the first matching rule wins; move this rule up or narrow the "
                          "earlier one"))
         earlier.append((rule, cells))
+    return diags
+
+
+def check_tag_cells(flat: Flat, models: Mapping[str, ModelEntry]) -> list[Diagnostic]:
+    """E001/E002/E003/W011 over the tag variants, positioned at the tag rule."""
+    diags: list[Diagnostic] = []
+    # (rule name, code, tag) → cell keys, so one rule yields one diagnostic per problem
+    found: dict[tuple[str, str, str, str], list[str]] = defaultdict(list)
+    where: dict[str, ResolvedRule] = {}
+    for tag, variants in flat.tag_cells.items():
+        for key, v in variants.items():
+            rule, cell = flat.tag_rules[(tag, key)], v.cell
+            where[rule.name] = rule
+            if not cell.chain and flat.cells[key].chain:
+                code = "W011" if cell.sensitivity == "private" else "E001"
+                found[(rule.name, code, tag, "")].append(key)
+            for c in cell.chain:
+                m = models.get(c.model)
+                if cell.sensitivity == "private" and not (
+                        c.local and m is not None and m.locality == "local"):
+                    found[(rule.name, "E002", tag, c.model)].append(key)
+                if cell.modality == "image" and not c.caps & _VISION:
+                    found[(rule.name, "E003", tag, c.model)].append(key)
+    for (name, code, tag, model), keys in sorted(found.items()):
+        rule, cells = where[name], _cells_text(sorted(keys), "cells")
+        if code == "W011":
+            diags.append(rule.where.diag(
+                "W011", f"rule '{name}': private requests tagged '{tag}' in {cells} will be "
+                "refused: the rule admits no local model",
+                hint="add `sensitivity: [public]` to the rule's match, or allow local models"))
+        elif code == "E001":
+            diags.append(rule.where.diag(
+                "E001", f"rule '{name}': no candidate for {cells} when tagged '{tag}'",
+                hint=_exclusion_hint(flat.tag_cells[tag][sorted(keys)[0]].cell)))
+        elif code == "E002":
+            diags.append(rule.where.diag(
+                "E002", f"rule '{name}': cloud model '{model}' in private cell {cells} "
+                f"(tag '{tag}')", hint="private cells may hold local models only"))
+        else:
+            diags.append(rule.where.diag(
+                "E003", f"rule '{name}': '{model}' lacks vision, needed by {cells} "
+                f"(tag '{tag}')", hint="use a model with vision here"))
     return diags
 
 
@@ -221,6 +272,7 @@ def check_all(r: Resolved, flat: Flat) -> list[Diagnostic]:
     """Every static check of a compiled configuration."""
     return [
         *check_cells(flat.cells, flat.embeddings, r.models, doc=r.config_doc, flat=flat),
+        *check_tag_cells(flat, r.models),
         *check_rules(r.rules),
         *check_budgets(r),
     ]

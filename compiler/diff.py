@@ -9,6 +9,7 @@
     hash sha256:1f… → sha256:9c…
     Plan: 12 cells change routing, 1 policy change, +1/-0 models, +0/-1 providers.
 
+Tag variants (``table.tag_cells``) are diffed as cells keyed ``CELL#TAG``.
 Only what a reviewer needs: chains (order and roles) and policies.  Score drifts
 that do not reorder a chain are not routing changes and are not listed.
 """
@@ -71,6 +72,9 @@ def chain_of(cell: Cell) -> tuple[str, ...]:
 def _all_cells(table: DecisionTable) -> dict[str, Cell]:
     cells = dict(table.cells)
     cells.update({cell.key: cell for cell in table.embeddings.values()})
+    # tag variants diff like cells of their own: "chat.low.public.text#legal"
+    cells.update({f"{key}#{tag}": v.cell for tag, variants in table.tag_cells.items()
+                  for key, v in variants.items()})
     return cells
 
 

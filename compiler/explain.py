@@ -338,6 +338,8 @@ def build_report(table: DecisionTable, decision: Decision, signals: list[dict[st
         "signals": signals,
         "cell": {
             "key": cell.key, "rules": list(cell.rules),
+            # the tag whose variant of the cell routed this request (a rule on match.tags)
+            "tag": decision.tag,
             "policy": cell.policy.model_dump(mode="json"),
         },
         "weights": {k: round(v, 4) for k, v in cell_weights(table, cell).items()},

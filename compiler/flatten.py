@@ -8,6 +8,11 @@ its local models), order them by score or by the strategy, keep
 primary in a public cell), then append one escalation candidate when the primary
 is local.  ``overrides.<task>`` replace the chain of every cell of the task, minus
 cloud models in private cells.  Every model left out is listed with its reason.
+
+Rules with ``match.tags`` never shape a base cell: for every tag they name, each
+cell they match gets a *tag variant* - the same cell built with the first such
+rule (in rule order) instead of the tag-less one.  The runtime swaps the variant
+in when the request carries the tag (one dict look-up per tag; see decide.py).
 """
 
 from __future__ import annotations
@@ -47,6 +52,7 @@ from interlock.runtime.table import (
     Policy,
     Price,
     Strategy,
+    TagVariant,
     Terms,
 )
 
@@ -65,6 +71,10 @@ class Flat:
     origins: dict[tuple[str, str], Where] = field(default_factory=dict)
     #: cell key → the rule that shaped it
     cell_rules: dict[str, ResolvedRule] = field(default_factory=dict)
+    #: tag → cell key → the cell as the first rule on that tag shapes it
+    tag_cells: dict[str, dict[str, TagVariant]] = field(default_factory=dict)
+    #: (tag, cell key) → the tag rule behind that variant
+    tag_rules: dict[tuple[str, str], ResolvedRule] = field(default_factory=dict)
 
 
 def _fmt(x: float) -> str:
@@ -72,8 +82,12 @@ def _fmt(x: float) -> str:
 
 
 def matches(rule: ResolvedRule, task: str, complexity: str, sensitivity: str,
-            modality: str) -> bool:
+            modality: str, tag: str | None = None) -> bool:
+    """Does ``rule`` cover the cell - for a request without tags (``tag`` None: tag rules
+    never do) or for the tag variant of ``tag`` (only rules naming the tag do)?"""
     m = rule.match
+    if (m.tags is None) != (tag is None) or (tag is not None and tag not in (m.tags or ())):
+        return False
     return all(allowed is None or value in allowed for allowed, value in (
         (m.task, task), (m.complexity, complexity), (m.sensitivity, sensitivity),
         (m.modality, modality)))
@@ -92,15 +106,38 @@ class _Flattener:
                 for s in SENSITIVITIES:
                     for mo in MODALITIES:
                         self.flat.cells[cell_key(t, c, s, mo)] = self.cell(t, c, s, mo)
+        self.tag_variants()
         for s in SENSITIVITIES:
             self.flat.embeddings[s] = self.embeddings(s)
         return self.flat
 
     # -- one chat cell --------------------------------------------------------
 
-    def cell(self, task: Task, cx: Complexity, sens: Sensitivity, mod: Modality) -> Cell:
+    def tag_variants(self) -> None:
+        tags = sorted({t for r in self.r.rules for t in (r.match.tags or ())})
+        for tag in tags:
+            variants: dict[str, TagVariant] = {}
+            for t in TASKS:
+                for c in COMPLEXITIES:
+                    for s in SENSITIVITIES:
+                        for mo in MODALITIES:
+                            found = next(((i, r) for i, r in enumerate(self.r.rules)
+                                          if matches(r, t, c, s, mo, tag)), None)
+                            if found is None:
+                                continue
+                            rank, rule = found
+                            key = cell_key(t, c, s, mo)
+                            variants[key] = TagVariant(rule=rule.name, rank=rank,
+                                                       cell=self.cell(t, c, s, mo, rule))
+                            self.flat.tag_rules[(tag, key)] = rule
+            if variants:
+                self.flat.tag_cells[tag] = variants
+
+    def cell(self, task: Task, cx: Complexity, sens: Sensitivity, mod: Modality,
+             tag_rule: ResolvedRule | None = None) -> Cell:
         key = cell_key(task, cx, sens, mod)
-        rule = next((r for r in self.r.rules if matches(r, task, cx, sens, mod)), None)
+        rule = tag_rule or next((r for r in self.r.rules if matches(r, task, cx, sens, mod)),
+                                None)
         policy = self.policy(cx, sens, rule)
         weights = cell_weights(self.p.objectives, cx)
         prefer = {k: i for i, k in enumerate(rule.prefer)} if rule else {}
@@ -139,7 +176,7 @@ class _Flattener:
                 excluded[k] = (f"ranked {rank} of {len(order)}; chain.max_candidates is "
                                f"{self.p.chain.max_candidates}")
         rules: tuple[str, ...] = (rule.name,) if rule else ()
-        if rule:
+        if rule and tag_rule is None:
             self.flat.cell_rules[key] = rule
         ov = self.r.overrides.get(task)
         if ov and ov.entries:

@@ -173,6 +173,11 @@ class Match(Strict):
     complexity: list[Complexity] | None = None
     sensitivity: list[Literal["public", "private"]] | None = None
     modality: list[Modality] | None = None
+    tags: list[str] | None = Field(
+        default=None,
+        description="custom classifier tags (router.yaml tags:); the rule applies to a "
+        "request carrying any of them, ahead of every tag-less rule",
+    )
 
 
 class Rule(Strict):

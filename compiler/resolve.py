@@ -354,6 +354,14 @@ class _NameIndex:
         return []
 
     def rule(self, rule: Rule, where: Where) -> ResolvedRule:
+        defined = [t.name for t in self.r.config.tags]
+        for i, tag in enumerate(rule.match.tags or ()):
+            if tag not in defined:
+                self.r.diags.append(where.diag(
+                    "E004", f"unknown tag '{tag}'{did_you_mean(tag, defined)}",
+                    "match", "tags", i,
+                    hint="tags are defined under tags: in router.yaml" if defined else
+                    "no tag is defined: add one under tags: in router.yaml"))
         prefer: list[str] = []
         for i, n in enumerate(rule.prefer):
             prefer += [k for k in self.lookup(n, where, ("prefer", i), strict=False)

@@ -1,7 +1,11 @@
 """The decision: which candidates of the table may serve a classified request, in order.
 
 ``decide(table, cls, req)`` does one dictionary look-up for the cell, then
-filters its compiled chain - nothing is re-scored here:
+filters its compiled chain - nothing is re-scored here.  When the request carries
+custom tags and the table has a *tag variant* of the cell for one of them (a rule
+with ``match.tags``, compiled into ``table.tag_cells``), the variant replaces the
+cell: one more look-up per tag; with several, the variant of the earliest rule
+(lowest ``rank``) wins.  Privacy is filtered below exactly as for any cell.
 
 1. the model the client named: ``None``/``auto``/``route-auto`` route by the
    cell; a table pin prefix (``local/auto``, ``local/<name>``, ``groq/<id>``)
@@ -103,6 +107,8 @@ class Decision:
     pinned: str | None  # the model key the client pinned, if any
     reason: str  # short ASCII text for X-Router-Reason
     pin: str | None = None  # the table pin prefix used ("local/"), if any
+    #: the tag whose variant cell was used (a rule with ``match.tags``), if any
+    tag: str | None = None
     controls: Controls = field(default_factory=Controls)
     #: the latency budget step: budget, expected ms per candidate, what moved
     latency: dict[str, Any] | None = None
@@ -122,6 +128,7 @@ class Decision:
             "pinned": self.pinned,
             "pin": self.pin,
             "reason": self.reason,
+            "tag": self.tag,
             "controls": asdict(self.controls),
             "latency": self.latency,
         }
@@ -431,6 +438,9 @@ def decide(
     Raises ``RequestError`` 404 for an unknown model, 400 for bad controls.
     """
     cell = table.cells.get(cls.cell) or _empty_cell(cls.cell)
+    tag = None
+    if cls.tags and table.tag_cells:
+        tag, cell = tag_variant(table, cls.tags, cls.cell, cell)
     ctl = parse_controls(req.controls, table)
     name = req.model
     pinned: str | None = None
@@ -479,14 +489,29 @@ def decide(
                          fixed=pinned is not None or ctl.sort is not None or bool(ctl.order))
         if budget["moved"] is not None:
             kept.insert(0, kept.pop(budget["index"]))
-    reason = _reason(cell.key, kept, filtered, pinned, pin)
+    reason = _reason(cell.key if tag is None else f"{cell.key} tag {tag}", kept, filtered,
+                     pinned, pin)
     if budget is not None and budget["moved"] is not None:
         reason = f"{reason} (latency budget {budget['budget_ms']}ms)"[:200]
     return Decision(
         cell=cell, candidates=kept, filtered=filtered, pinned=pinned,
-        reason=reason, pin=pin.prefix if pin is not None else None, controls=ctl,
+        reason=reason, pin=pin.prefix if pin is not None else None, controls=ctl, tag=tag,
         latency=budget,
     )
+
+
+def tag_variant(table: DecisionTable, tags: list[str], key: str,
+                cell: Cell) -> tuple[str | None, Cell]:
+    """The (tag, cell) a tagged request routes by: the variant of the earliest tag rule
+    covering ``key``, or (None, ``cell``) when no tag of the request has one."""
+    best = None
+    best_tag: str | None = None
+    for t in tags:
+        variants = table.tag_cells.get(t)
+        v = variants.get(key) if variants is not None else None
+        if v is not None and (best is None or v.rank < best.rank):
+            best, best_tag = v, t
+    return (best_tag, best.cell) if best is not None else (None, cell)
 
 
 def _budget(kept: list[Candidate], cell: Cell, table: DecisionTable,
@@ -545,5 +570,8 @@ def _reason(key: str, kept: list[Candidate], filtered: list[tuple[Candidate, str
     else:
         text = f"cell {key}: no candidate (empty chain)"
     # Header-safe: printable ASCII only, bounded.
+    # (ASCII and printable is exactly " ".."~": the common case skips the per-char pass)
+    if text.isascii() and text.isprintable():
+        return text[:200]
     safe = "".join(ch if " " <= ch <= "~" else "?" for ch in text)
     return safe[:200]

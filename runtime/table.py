@@ -25,7 +25,7 @@ else; ``X-Router-Table`` carries it on every response.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import orjson
 from interlock.runtime.signals import (
@@ -156,6 +156,15 @@ class Cell(_Frozen):
     chain: tuple[Candidate, ...]
     excluded: tuple[Excluded, ...] = ()
     rules: tuple[str, ...] = Field(default=(), description="rules that shaped this cell")
+
+
+class TagVariant(_Frozen):
+    """A cell as a tag rule shapes it: used instead of the base cell when the request
+    carries the tag (``rank`` = the rule's position; the lowest rank wins)."""
+
+    rule: str
+    rank: int = Field(ge=0)
+    cell: Cell
 
 
 class Pin(_Frozen):
@@ -290,19 +299,30 @@ class DecisionTable(_Frozen):
     cells: dict[str, Cell]
     embeddings: dict[str, Cell] = Field(default_factory=dict, description="keyed by sensitivity")
     server: ServerDefaults = Field(default_factory=ServerDefaults)
+    tag_cells: dict[str, dict[str, TagVariant]] = Field(
+        default_factory=dict,
+        description="tag → cell key → the cell as the first rule matching that tag shapes it",
+    )
 
     # -- canonical form -------------------------------------------------------
 
     def canonical_bytes(self) -> bytes:
         """Canonical JSON (sorted keys, 2-space indent) including the hash."""
-        data = self.model_dump(mode="json")
+        data = self._dump()
         return orjson.dumps(data, option=orjson.OPT_SORT_KEYS | orjson.OPT_INDENT_2) + b"\n"
+
+    def _dump(self) -> dict[str, Any]:
+        # An empty tag_cells is left out so tables from before it existed keep their hash.
+        data = self.model_dump(mode="json")
+        if not data.get("tag_cells"):
+            data.pop("tag_cells", None)
+        return data
 
     def content_hash(self) -> str:
         """The sha256 over the canonical JSON of everything but ``hash``."""
         import hashlib
 
-        data = self.model_dump(mode="json")
+        data = self._dump()
         data.pop("hash", None)
         raw = orjson.dumps(data, option=orjson.OPT_SORT_KEYS)
         return "sha256:" + hashlib.sha256(raw).hexdigest()

@@ -62,11 +62,14 @@ class InterlockApp:
         probe: bool = True,
         fail_threshold: int = 3,
         cooldown_s: float = 10.0,
+        on_ready: Callable[[], None] | None = None,
     ) -> None:
         self._load = load
         self._probe = probe
         self._fail_threshold = fail_threshold
         self._cooldown_s = cooldown_s
+        #: called once after start-up (server workers: runtime/tuning.py)
+        self._on_ready = on_ready
         self.state: RuntimeState | None = None
         self._routes: dict[str, dict[str, Handler]] = {
             "/v1/chat/completions": {"POST": endpoints.chat_completions},
@@ -106,6 +109,8 @@ class InterlockApp:
                 except BaseException as exc:
                     await send({"type": "lifespan.startup.failed", "message": _why(exc)})
                     raise
+                if self._on_ready is not None:
+                    self._on_ready()
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 await self.shutdown()

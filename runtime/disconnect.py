@@ -52,23 +52,32 @@ async def cancel_on_disconnect(receive: Receive) -> AsyncIterator[None]:
 
 
 async def race_disconnect(receive: Receive, work: Coroutine[Any, Any, T]) -> T:
-    """``await work``, unless the client disconnects first (then ClientDisconnected)."""
-    job = asyncio.ensure_future(work)
+    """``await work``, unless the client disconnects first (then ClientDisconnected).
 
-    async def gone() -> None:
+    ``work`` runs in the calling task (no task of its own, no ``asyncio.wait``: on
+    the non-streaming hot path that machinery cost more than the rest of the
+    bookkeeping); a watcher task cancels the caller when ``http.disconnect`` comes,
+    and the cancellation unwinds ``work`` (closing the upstream call) first.
+    """
+    task = asyncio.current_task()
+    if task is None:  # not in a task (cannot happen under an ASGI server)
+        return await work
+    gone = False
+
+    async def watch() -> None:
+        nonlocal gone
         while (await receive())["type"] != "http.disconnect":
             pass
+        gone = True
+        task.cancel()
 
-    watcher = asyncio.ensure_future(gone())
+    watcher = asyncio.create_task(watch())
     try:
-        await asyncio.wait((job, watcher), return_when=asyncio.FIRST_COMPLETED)
+        return await work
+    except asyncio.CancelledError:
+        if not gone:
+            raise
+        task.uncancel()
+        raise ClientDisconnected() from None
     finally:
-        if not job.done():
-            # the client left (or we were cancelled ourselves): stop the upstream call
-            job.cancel()
-            await asyncio.gather(job, return_exceptions=True)
         watcher.cancel()
-        await asyncio.gather(watcher, return_exceptions=True)
-    if job.cancelled() and watcher.done() and not watcher.cancelled():
-        raise ClientDisconnected()
-    return job.result()

@@ -38,11 +38,15 @@ _OPERATIONS = {"chat": "chat", "messages": "chat", "responses": "chat",
 class SpanSink:
     """Turns each written batch of records into spans on ``tracer``."""
 
-    def __init__(self, tracer: Any, trace_api: Any) -> None:
+    def __init__(self, tracer: Any, trace_api: Any, *, global_provider: bool = False) -> None:
         self._tracer = tracer
         self._trace = trace_api
+        self._global = global_provider
 
     def __call__(self, batch: list[RequestRecord]) -> None:
+        if self._global and isinstance(self._trace.get_tracer_provider(),
+                                       self._trace.ProxyTracerProvider):
+            return  # no SDK configured (yet): every span would be a no-op; skip the work
         for rec in batch:
             self._request(rec)
 
@@ -109,4 +113,5 @@ def span_sink(tracer_provider: Any = None) -> Callable[[list[RequestRecord]], No
     except ImportError:
         return None
     provider = tracer_provider if tracer_provider is not None else trace.get_tracer_provider()
-    return SpanSink(provider.get_tracer("interlock"), trace)
+    return SpanSink(provider.get_tracer("interlock"), trace,
+                    global_provider=tracer_provider is None)

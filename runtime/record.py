@@ -31,6 +31,7 @@ Errors: a request that got no answer has cost 0 and saved 0.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import logging
 import os
@@ -232,7 +233,7 @@ class Recorder:
         headers: Sequence[tuple[bytes, bytes]] = (),
         verification: Sequence[Mapping[str, Any]] = (),
         escalated: bool | None = None,
-    ) -> RequestRecord:
+    ) -> RequestRecord | None:
         """Record one finished request (call exactly once, in a ``finally``).
 
         ``diag`` holds the attempts, who answered and the timings; ``usage`` the
@@ -240,9 +241,19 @@ class Recorder:
         request's raw headers (for the client's ``x-request-id``).  ``answer`` is
         stored only with ``log_prompts`` (redacted).  Never raises for a bad record:
         the request path must not fail because of its log.
+
+        Returns the record - or None in the common case, a store and no live
+        listener, where only the inputs and the clock readings are queued and the
+        store's writer thread builds the record (off the request path).
         """
+        clock = (time.perf_counter(), time.time(), diag.overhead_ms())
+        if self.store is not None and not self.bus.listening:
+            self.store.submit(functools.partial(
+                self._build, diag, surface, status, classification, decision, req, usage,
+                error_code, stream, answer, headers, verification, escalated, clock))
+            return None
         rec = self._build(diag, surface, status, classification, decision, req, usage,
-                          error_code, stream, answer, headers, verification, escalated)
+                          error_code, stream, answer, headers, verification, escalated, clock)
         if self.bus.listening:
             self.bus.publish(completed_event(rec))
         if self.store is not None:
@@ -254,14 +265,15 @@ class Recorder:
         decision: Decision | None, req: CanonicalRequest | None, usage: Usage | None,
         error_code: str | None, stream: bool, answer: str | None,
         headers: Sequence[tuple[bytes, bytes]], verification: Sequence[Mapping[str, Any]],
-        escalated: bool | None,
+        escalated: bool | None, clock: tuple[float, float, float],
     ) -> RequestRecord:
-        latency_ms = (time.perf_counter() - diag.started) * 1000.0
+        perf, wall, overhead_ms = clock  # read when the request ended
+        latency_ms = (perf - diag.started) * 1000.0
         rec = RequestRecord(
-            id=diag.request_id or self.new_id(), ts=time.time() - latency_ms / 1000.0,
+            id=diag.request_id or self.new_id(), ts=wall - latency_ms / 1000.0,
             surface=surface, status=status, table_hash=self.table_hash, worker=self._worker,
             error_code=error_code, stream=stream, latency_ms=latency_ms,
-            overhead_ms=min(diag.overhead_ms(), latency_ms), reason=diag.reason,
+            overhead_ms=min(overhead_ms, latency_ms), reason=diag.reason,
             cell=diag.cell or None,
         )
         if req is not None:

@@ -60,6 +60,7 @@ def app_factory() -> ASGIApp:
     keys, rate limits, Idempotency-Key, x-should-retry).
     """
     from interlock.runtime.guard import secure
+    from interlock.runtime.tuning import tune_worker
 
     environ = dict(os.environ)
     probe = environ.get(PROBE_ENV, "1").strip().lower() not in ("0", "false", "no", "off")
@@ -68,6 +69,7 @@ def app_factory() -> ASGIApp:
         probe=probe,
         fail_threshold=int(environ.get(FAILURES_ENV, "3")),
         cooldown_s=float(environ.get(COOLDOWN_ENV, "10")),
+        on_ready=tune_worker,
     ))
 
 

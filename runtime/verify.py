@@ -148,9 +148,21 @@ class Checked:
 # --------------------------------------------------------------------------- helpers
 
 
+# One literal every branch of _REFUSAL needs (substring tests are ~20x cheaper than
+# the many-branch regex, and almost every answer is not a refusal).  Keep in step
+# with _REFUSAL: test_intel_verify checks each branch's sample against this list.
+_REFUSAL_CUES: Final = (
+    "sorry", "afraid", "can", "won't", "will not", "as an ai", "able", "must", "je ne",
+    "no puedo", "ich kann", "non posso", "não posso", "ik kan", "я не могу", "我无法",
+    "我不能", "申し訳",
+)
+
+
 def is_refusal(text: str) -> bool:
     """A refusal phrase near the start of ``text``."""
     head = text[:_HEAD].replace("\u2019", "'").lower()
+    if not any(cue in head for cue in _REFUSAL_CUES):
+        return False
     return _REFUSAL.search(head) is not None
 
 

@@ -294,7 +294,7 @@ def write_results(results: list[Figures], micro: dict[str, float], soak: str, se
         f"- date: {dt.datetime.now(dt.UTC).strftime('%Y-%m-%d %H:%M UTC')}",
         f"- machine: {platform.machine()}, {os.cpu_count()} cores, "
         f"{_mem_gb():.0f} GiB, {platform.platform()}, Python {platform.python_version()}",
-        f"- command: `.venv/bin/python bench/run.py {argv}`".replace(" `", " `").rstrip(),
+        f"- command: `{' '.join(['.venv/bin/python', 'bench/run.py', argv]).rstrip()}`",
         f"- load: wrk, {secs} s per phase, POST /v1/chat/completions (non-streaming); "
         "streams: 30 sequential requests of 200 chunks, medians",
         "",
@@ -316,16 +316,16 @@ def write_results(results: list[Figures], micro: dict[str, float], soak: str, se
     il = by.get("interlock balanced (1 worker)")
     fl = by.get("floor proxy (aiohttp, 1 worker)")
     lt = by.get("LiteLLM proxy (1 worker)")
-    lines += ["", "## Ratios (throughput at 32 connections, same run, one worker each)", ""]
+    lines += ["", "### Ratios (throughput at 32 connections, same run, one worker each)", ""]
     if il and fl and fl.rps_32:
         lines.append(f"- interlock / floor: {il.rps_32 / fl.rps_32:.2f} (target ≥ 0.70)")
     if il and lt and lt.rps_32:
         lines.append(f"- interlock / LiteLLM: {il.rps_32 / lt.rps_32:.1f}× (target ≥ 40×)")
-    lines += ["", "## Decision path alone (classify + look-up + filter, in process)", ""]
+    lines += ["", "### Decision path alone (classify + look-up + filter, in process)", ""]
     for k, v in micro.items():
         lines.append(f"- {k}: {v:,.1f} µs")
     if soak:
-        lines += ["", "## Memory over a long run", "", f"- {soak}"]
+        lines += ["", "### Memory over a long run", "", f"- {soak}"]
     lines.append(END)
     replace_section(BENCH / "RESULTS.md", "\n".join(lines) + "\n")
 

@@ -1,4 +1,4 @@
-"""The recipes of docs/readme/surfaces.md, run for real: Claude Code and Codex CLI
+"""The recipes of the README (Recipes), run for real: Claude Code and Codex CLI
 (the actual npm CLIs, skipped when not installed: ``.ci/deps`` installs them), the
 OpenAI Agents SDK, LangChain (OpenAI and Anthropic chat models, embeddings) and the
 ``ollama`` Python client, each against the router (Granian) in front of fake

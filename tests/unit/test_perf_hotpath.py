@@ -1,5 +1,5 @@
 """The hot-path speed-ups of issue 6 change no result: each is checked against the
-slow form it replaced (docs/readme/performance.md)."""
+slow form it replaced (the README's Performance section)."""
 
 from __future__ import annotations
 

@@ -154,7 +154,7 @@ class _Corpus:
 class Classifier:
     """A classifier for one ``ClassifierConfig``: tag regexes compiled once."""
 
-    __slots__ = ("cfg", "_tags", "_pii", "_secrets", "_code", "_private_tags")
+    __slots__ = ("cfg", "_tags", "_pii", "_secrets", "_code", "_private_tags", "_public_note")
 
     def __init__(self, cfg: ClassifierConfig) -> None:
         self.cfg = cfg
@@ -165,6 +165,10 @@ class Classifier:
         self._private_tags = frozenset(
             c[4:] for c in cfg.private_when if c.startswith("tag:")
         )
+        # the same for every public request of this config: built once, not per request
+        checked = [c for c, on in (("pii", self._pii), ("secrets", self._secrets),
+                                   ("code", self._code)) if on]
+        self._public_note = "nothing found by " + (", ".join(checked) or "no detector")
 
     def classify(self, req: CanonicalRequest, *, header_private: bool = False) -> Classification:
         """Classify ``req``; ``header_private`` is the ``X-Router-Private`` header."""
@@ -382,10 +386,7 @@ class Classifier:
                                f"{f.category} in {label}"))
         if findings:
             return "private"
-        checked = [c for c, on in (("pii", self._pii), ("secrets", self._secrets),
-                                   ("code", self._code)) if on]
-        ev.append(Evidence("sensitivity", "public", "detectors",
-                           note="nothing found by " + (", ".join(checked) or "no detector")))
+        ev.append(Evidence("sensitivity", "public", "detectors", note=self._public_note))
         return "public"
 
 

@@ -322,9 +322,17 @@ def detect_ips(
 
 # --------------------------------------------------------------------------- all
 
+# Every number-shaped candidate (phone, ID, card, IBAN, IPv4) needs an ASCII digit
+# (the numeric needles all contain a "0" of the digit shape), and an IPv6 window
+# needs a digit or "::".  A prompt with neither skips the translate and the scans.
+_ASCII_DIGIT: Final = re.compile(r"[0-9]")
+
+
 def detect_pii(text: str) -> list[Finding]:
     """Every PII finding in ``text``, ordered by detector then position."""
     out = detect_emails(text)
+    if "::" not in text and _ASCII_DIGIT.search(text) is None:
+        return out  # no numeric window and no IPv6 window: the rest would find nothing
     shape = digit_shape(text)  # one translate shared by every number-shaped detector
     windows = numeric_windows(text, shape)
     if windows:

@@ -243,6 +243,8 @@ _GENERIC: Final = frozenset({"keyed_secret", "password_assignment", "bearer_toke
 
 def _dedupe(found: list[Finding]) -> list[Finding]:
     """Drop generic findings that overlap a specific one ("api_key = sk-..." is one key)."""
+    if not found:
+        return []  # the usual case: nothing to sort, cap or dedupe
     specific = [f for f in found if f.detector not in _GENERIC]
     generic: list[Finding] = []
     for f in found:

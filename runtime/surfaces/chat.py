@@ -37,6 +37,7 @@ from interlock.runtime.surfaces.chat_encode import (
 )
 from interlock.runtime.surfaces.check import (
     bad,
+    image_url_part,
     opt_bool,
     opt_int,
     opt_number,
@@ -184,17 +185,7 @@ def _part(p: Any, where: str, role: str) -> Part:
         url = img.get("url") if isinstance(img, dict) else img
         if not isinstance(url, str) or not url:
             raise bad(f"{where}.image_url.url", f"{where}.image_url.url must be a string URL")
-        if url.startswith("data:"):
-            head, sep, data = url.partition(",")
-            if not sep or not head.endswith(";base64"):
-                raise bad(f"{where}.image_url.url",
-                          "image data URLs must look like data:image/png;base64,...",
-                          code="invalid_image_url")
-            return Part("image", image_url=url, media_type=head[5:-7] or "image/png", data=data)
-        if not url.startswith(("http://", "https://")):
-            raise bad(f"{where}.image_url.url", "image URLs must be http(s) or data: URLs",
-                      code="invalid_image_url")
-        return Part("image", image_url=url)
+        return image_url_part(url, f"{where}.image_url.url")
     raise bad(f"{where}.type", f"unsupported content part type {kind!r} "
               "(supported: text, image_url)", code="invalid_value")
 

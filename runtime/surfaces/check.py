@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from interlock.runtime.canonical import Part
 from interlock.runtime.errors import RequestError
 
 
@@ -70,3 +71,16 @@ def opt_str_list(obj: dict[str, Any], key: str, param: str | None = None) -> lis
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
         raise bad(name, f"'{name}' must be an array of strings")
     return value
+
+
+def image_url_part(url: str, param: str) -> Part:
+    """An image part from an http(s) URL or a ``data:<type>;base64,...`` URL."""
+    if url.startswith("data:"):
+        head, sep, data = url.partition(",")
+        if not sep or not head.endswith(";base64"):
+            raise bad(param, "image data URLs must look like data:image/png;base64,...",
+                      code="invalid_image_url")
+        return Part("image", image_url=url, media_type=head[5:-7] or "image/png", data=data)
+    if not url.startswith(("http://", "https://")):
+        raise bad(param, "image URLs must be http(s) or data: URLs", code="invalid_image_url")
+    return Part("image", image_url=url)

@@ -37,6 +37,7 @@ from interlock.runtime.canonical import CanonicalRequest, CanonicalResponse, Mes
 from interlock.runtime.errors import RequestError
 from interlock.runtime.surfaces.check import (
     bad,
+    image_url_part,
     opt_bool,
     opt_int,
     opt_number,
@@ -215,16 +216,7 @@ def _part(p: Any, where: str, role: str) -> Part:
         if p.get("file_id") is not None or not isinstance(url, str):
             raise bad(f"{where}.image_url", f"{where}.image_url must be an http(s) or data: "
                       "URL (file ids need stored files)", code="invalid_image_url")
-        if url.startswith("data:"):
-            head, sep, data = url.partition(",")
-            if not sep or not head.endswith(";base64"):
-                raise bad(f"{where}.image_url", "image data URLs must look like "
-                          "data:image/png;base64,...", code="invalid_image_url")
-            return Part("image", image_url=url, media_type=head[5:-7] or "image/png", data=data)
-        if not url.startswith(("http://", "https://")):
-            raise bad(f"{where}.image_url", "image URLs must be http(s) or data: URLs",
-                      code="invalid_image_url")
-        return Part("image", image_url=url)
+        return image_url_part(url, f"{where}.image_url")
     raise bad(f"{where}.type", f"unsupported content part type {kind!r} (supported: "
               "input_text, input_image, output_text, refusal)", code="invalid_value")
 

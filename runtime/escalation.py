@@ -30,6 +30,7 @@ and is not verified - its tokens are already with the client when it ends.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -170,7 +171,9 @@ async def with_verification(up: Upstreams, call: Call, run: Run) -> Answer:
     return answer
 
 
+@functools.lru_cache(maxsize=256)
 def _no_verifiers(policy: Policy) -> Policy:
+    # policies are frozen and few (one per cell): copy each once, not per answer
     return policy.model_copy(update={"verifiers": ()})
 
 

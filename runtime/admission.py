@@ -93,6 +93,12 @@ def failed(up: object, provider: str, model: str, exc: UpstreamError) -> None:
         b.success(provider, model)  # it answered (a 4xx): the provider is up
 
 
+def slot_limited(up: object, provider: str) -> bool:
+    """True when ``provider`` has a concurrency limit (then use :func:`hold_slot`)."""
+    lim = _limits(up)
+    return lim is not None and lim.slots.limited(provider)
+
+
 async def hold_slot(up: object, provider: str, model: str, deadline: float,
                     attempts: list[Attempt], role: str,
                     call: Callable[[], Awaitable[T]]) -> T:

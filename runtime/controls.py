@@ -52,6 +52,10 @@ class Controls:
     sort_partition: Literal["model", "none"] = "model"
 
 
+#: the controls of a request that sets none (shared: Controls is frozen)
+NO_CONTROLS: Final = Controls()
+
+
 def _str_list(value: Any, param: str) -> tuple[str, ...]:
     if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
         raise RequestError(400, f"{param} must be a list of non-empty strings", param=param)
@@ -111,7 +115,7 @@ def _price(value: Any, param: str) -> float:
 def parse_controls(raw: Mapping[str, Any], table: DecisionTable) -> Controls:
     """Validate ``req.controls``; a bad value raises ``RequestError(400, param=...)``."""
     if not raw:
-        return Controls()
+        return NO_CONTROLS
     for key in raw:
         if key not in _CONTROL_KEYS:
             raise RequestError(400, f"unknown routing control {key!r}", param=key)

@@ -56,7 +56,7 @@ from typing import Any, Final
 
 from interlock.runtime.canonical import CanonicalRequest
 from interlock.runtime.classify import Classification
-from interlock.runtime.controls import Controls, did_you_mean, parse_controls
+from interlock.runtime.controls import NO_CONTROLS, Controls, did_you_mean, parse_controls
 from interlock.runtime.errors import RequestError
 from interlock.runtime.signals import CAPABILITY_BITS, caps_names, cell_key
 from interlock.runtime.table import Candidate, Cell, DecisionTable, ModelEntry, Pin, Policy, Terms
@@ -65,6 +65,7 @@ _OUT_TOKENS: Final = {"low": 150, "medium": 400, "high": 1000}
 _COLLECTING: Final = frozenset({"may-train", "unknown"})
 _REASONING: Final = CAPABILITY_BITS["reasoning"]
 _REASONING_KEYS: Final = frozenset({"reasoning", "reasoning_effort"})
+_NO_KEYS: Final[frozenset[str]] = frozenset()
 
 
 @dataclass(slots=True)
@@ -220,6 +221,23 @@ def _drop_reason(c: Candidate, cls: Classification, ctl: Controls, table: Decisi
         return "not in the table's models"
     if cls.sensitivity == "private" and not _is_local(c, table):
         return f"private request: cloud model {c.model} refused"
+    if ctl is not NO_CONTROLS:
+        why = _control_reason(c, model, ctl, table, req_keys)
+        if why is not None:
+            return why
+    missing = cls.needs & ~c.caps
+    if missing:
+        return "lacks " + ",".join(caps_names(missing))
+    if cls.tokens > model.context_window:
+        return f"context {model.context_window} < ~{cls.tokens} tokens"
+    if healthy is not None and not healthy(c.provider):
+        return f"provider {c.provider} unhealthy"
+    return None
+
+
+def _control_reason(c: Candidate, model: ModelEntry, ctl: Controls, table: DecisionTable,
+                    req_keys: frozenset[str]) -> str | None:
+    """Why the request's routing controls rule ``c`` out, or None."""
     if ctl.allowed_models and not any(
         fnmatch.fnmatchcase(c.model, pat) or fnmatch.fnmatchcase(model.upstream_id, pat)
         for pat in ctl.allowed_models
@@ -241,13 +259,6 @@ def _drop_reason(c: Candidate, cls: Classification, ctl: Controls, table: Decisi
         return f"price {model.price.input}/Mtok above max_price.prompt"
     if ctl.max_price_completion is not None and model.price.output > ctl.max_price_completion:
         return f"price {model.price.output}/Mtok above max_price.completion"
-    missing = cls.needs & ~c.caps
-    if missing:
-        return "lacks " + ",".join(caps_names(missing))
-    if cls.tokens > model.context_window:
-        return f"context {model.context_window} < ~{cls.tokens} tokens"
-    if healthy is not None and not healthy(c.provider):
-        return f"provider {c.provider} unhealthy"
     return None
 
 
@@ -300,9 +311,10 @@ def decide(
                 base.append(_candidate(key, cell, table, "request models list"))
     filtered: list[tuple[Candidate, str]] = []
     kept: list[Candidate] = []
-    req_keys = _REASONING_KEYS & req.extra.keys() if ctl.require_parameters else frozenset()
+    req_keys = (frozenset(_REASONING_KEYS & req.extra.keys()) if ctl.require_parameters
+                else _NO_KEYS)
     for c in base:
-        why = _drop_reason(c, cls, ctl, table, healthy, frozenset(req_keys))
+        why = _drop_reason(c, cls, ctl, table, healthy, req_keys)
         if why is None:
             kept.append(c)
         else:
@@ -347,15 +359,13 @@ def _budget(kept: list[Candidate], cell: Cell, table: DecisionTable,
     first.  ``index``/``moved`` name the candidate to put first (None: keep the order)."""
     budget_ms = cell.policy.latency_budget_ms or 0
     out_tokens = _OUT_TOKENS.get(cell.complexity or "medium", 400)
-
-    def expected(c: Candidate) -> float:
+    figures: dict[str, float] = {}
+    for c in kept:  # expected ms: live figures, else the catalog's speed hints
         ms = latency(c.model, out_tokens) if latency is not None else None
         if ms is None:
             sp = table.models[c.model].speed
             ms = sp.ttft_ms + out_tokens / max(sp.tokens_per_s, 1e-6) * 1000.0
-        return ms
-
-    figures = {c.model: round(expected(c), 1) for c in kept}
+        figures[c.model] = round(ms, 1)
     info: dict[str, Any] = {
         "budget_ms": budget_ms, "out_tokens": out_tokens, "expected_ms": figures,
         "source": "live" if latency is not None else "catalog",

@@ -34,7 +34,7 @@ import asyncio
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol, TypeVar
+from typing import Final, Protocol, TypeVar
 
 from interlock.runtime import admission, escalation
 from interlock.runtime.accounts import with_accounts
@@ -132,13 +132,13 @@ async def forward(up: Upstreams, call: Call) -> Answer:
 
 
 async def _chain_send(up: Upstreams, call: Call) -> Answer:
-    return await with_fallbacks(up, call, with_accounts(send_once))
+    return await with_fallbacks(up, call, _SEND)
 
 
 async def open_stream(up: Upstreams, call: Call) -> OpenStream:
     """The first candidate whose stream yields a first delta (or ends cleanly)."""
     admission.request_started(up)
-    return await with_fallbacks(up, call, with_accounts(stream_once))
+    return await with_fallbacks(up, call, _STREAM)
 
 
 # -- layers ------------------------------------------------------------------------
@@ -158,11 +158,12 @@ async def with_fallbacks(up: Upstreams, call: Call, once: Once[T]) -> T:
                 role=cand.role,
             ))
             continue
-        if _attempts(call) >= call.max_attempts or time.monotonic() >= call.deadline:
+        tried = _attempts(call)
+        if tried >= call.max_attempts or time.monotonic() >= call.deadline:
             break
         # circuit breakers and the retry budget (issue 8, runtime/admission.py)
         verdict = admission.admit(up, call.diag.attempts, cand.provider, cand.model, cand.role,
-                                  _attempts(call))
+                                  tried)
         if verdict == "skip":
             continue
         if verdict == "stop":
@@ -180,9 +181,12 @@ async def with_retries(
     once: Once[T],
 ) -> T:
     retries = 0
+    # a slot of a provider with max_concurrency (issue 8), else just the call
+    limited = admission.slot_limited(up, cand.provider)
     while True:
         try:
-            # a slot of a provider with max_concurrency (issue 8), else just the call
+            if not limited:
+                return await once(up, call, cand, provider, model)
             return await admission.hold_slot(
                 up, cand.provider, cand.model, call.deadline, call.diag.attempts, cand.role,
                 lambda: once(up, call, cand, provider, model))
@@ -254,6 +258,11 @@ async def stream_once(
     return OpenStream(first, it, cand, model, attempt)
 
 
+#: one attempt, across a managed provider's accounts (built once, not per request)
+_SEND: Final = with_accounts(send_once)
+_STREAM: Final = with_accounts(stream_once)
+
+
 # -- helpers -----------------------------------------------------------------------
 
 
@@ -279,7 +288,10 @@ def _observe(up: Upstreams, key: str, total_ms: float, ttft_ms: float | None,
 
 
 def _attempts(call: Call) -> int:
-    return sum(1 for a in call.diag.attempts if a.outcome != "skipped")
+    attempts = call.diag.attempts
+    if not attempts:
+        return 0
+    return sum(1 for a in attempts if a.outcome != "skipped")
 
 
 def _begin(call: Call, cand: Candidate) -> Attempt:

@@ -80,54 +80,69 @@ def decode_chat(body: Any) -> CanonicalRequest:
         raise bad("messages", "'messages' must contain at least one message",
                   code="empty_array")
     messages = [_message(m, i) for i, m in enumerate(raw_msgs)]
-
-    n = opt_int(body, "n", minimum=1)
+    # each optional field is checked only when present: a typical body has a few of
+    # them, and a call per absent field was a measurable share of the request path
+    has = body.keys()
+    n = opt_int(body, "n", minimum=1) if "n" in has else None
     if n is not None and n > 1:
         raise bad("n", "n > 1 is not supported by this router; send one request per choice",
                   code="unsupported_parameter")
-    if "functions" in body or "function_call" in body:
-        key = "functions" if "functions" in body else "function_call"
+    if "functions" in has or "function_call" in has:
+        key = "functions" if "functions" in has else "function_call"
         raise bad(key, f"'{key}' is deprecated and not supported; use 'tools'",
                   code="unsupported_parameter")
-    stream = opt_bool(body, "stream") or False
+    stream = (opt_bool(body, "stream") or False) if "stream" in has else False
     include_usage = False
     so = body.get("stream_options")
     if so is not None:
         if not isinstance(so, dict):
             raise bad("stream_options", "'stream_options' must be an object")
         include_usage = opt_bool(so, "include_usage", "stream_options.include_usage") or False
-    max_tokens = opt_int(body, "max_completion_tokens", minimum=1)
-    if max_tokens is None:
+    max_tokens = (opt_int(body, "max_completion_tokens", minimum=1)
+                  if "max_completion_tokens" in has else None)
+    if max_tokens is None and "max_tokens" in has:
         max_tokens = opt_int(body, "max_tokens", minimum=1)
-    temperature = opt_number(body, "temperature", 0.0, 2.0)
-    top_p = opt_number(body, "top_p", 0.0, 1.0)
+    temperature = opt_number(body, "temperature", 0.0, 2.0) if "temperature" in has else None
+    top_p = opt_number(body, "top_p", 0.0, 1.0) if "top_p" in has else None
     stop = body.get("stop")
-    stops = [stop] if isinstance(stop, str) else opt_str_list(body, "stop") or []
-    seed = opt_int(body, "seed")
+    stops = [stop] if isinstance(stop, str) else (
+        (opt_str_list(body, "stop") or []) if stop is not None else [])
+    seed = opt_int(body, "seed") if "seed" in has else None
 
     controls: dict[str, Any] = {}
     for key in ("models", "allowed_models"):
-        names = opt_str_list(body, key)
-        if names is not None:
-            controls[key] = names
-    if "provider" in body:
+        if key in has:
+            names = opt_str_list(body, key)
+            if names is not None:
+                controls[key] = names
+    if "provider" in has:
         if not isinstance(body["provider"], dict):
             raise bad("provider", "'provider' must be an object (OpenRouter provider routing)")
         controls["provider"] = body["provider"]
 
     return CanonicalRequest(
         surface="chat", messages=messages, model=model,
-        tools=_tools(body.get("tools")), tool_choice=_tool_choice(body.get("tool_choice")),
-        response_format=_response_format(body.get("response_format")),
+        tools=_tools(body["tools"]) if "tools" in has else [],
+        tool_choice=_tool_choice(body["tool_choice"]) if "tool_choice" in has else None,
+        response_format=(_response_format(body["response_format"])
+                         if "response_format" in has else None),
         stream=stream, include_usage=include_usage and stream, max_tokens=max_tokens,
         temperature=temperature, top_p=top_p, stop=stops, seed=seed,
-        private=opt_bool(body, "private"), trace=opt_bool(body, "trace") or False,
-        controls=controls, extra={k: v for k, v in body.items() if k not in _KNOWN},
+        private=opt_bool(body, "private") if "private" in has else None,
+        trace=(opt_bool(body, "trace") or False) if "trace" in has else False,
+        controls=controls,
+        extra={k: v for k, v in body.items() if k not in _KNOWN} if has - _KNOWN else {},
         raw=body,
     )
 
 
 def _message(m: Any, i: int) -> Message:
+    if type(m) is dict:
+        role = _ROLES.get(m.get("role"))  # type: ignore[arg-type]
+        content = m.get("content")
+        # the common case: a user/system/assistant message with string content only
+        if role is not None and role != "tool" and type(content) is str and len(m) == 2:
+            return Message(role, [Part("text", content)])  # type: ignore[arg-type]
     where = f"messages[{i}]"
     if not isinstance(m, dict):
         raise bad(where, f"{where} must be an object with 'role' and 'content'")

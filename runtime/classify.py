@@ -34,11 +34,11 @@ from typing import Any, Final
 
 import orjson
 from interlock.runtime.canonical import CanonicalRequest
-from interlock.runtime.detectors.code import CodeInfo, analyze_code, detect_code
+from interlock.runtime.detectors.code import analyze_code, detect_code
 from interlock.runtime.detectors.finding import Finding
 from interlock.runtime.detectors.pii import detect_pii
 from interlock.runtime.detectors.secrets import detect_secrets
-from interlock.runtime.detectors.text import Cues, read_cues, window
+from interlock.runtime.detectors.text import WINDOW, Cues, read_cues, window
 from interlock.runtime.signals import (
     CAPABILITY_BITS,
     Complexity,
@@ -127,38 +127,72 @@ def _compile_tag(rule: TagRule) -> _Tag:
     return _Tag(rule, kw, pats)
 
 
-class _Corpus:
-    """Every text of a request joined once, with where each piece came from."""
+# Where a piece of the joined text came from: (-1, 0) the system prompt, (i, -1) the only
+# part of message i, (i, j) part j of message i, (-2, i) embeddings input i.  Kept as
+# tuples and formatted only when a finding is located (most requests have none).
+_PieceKey = tuple[int, int]
+_SYSTEM_KEY: Final[_PieceKey] = (-1, 0)
 
-    __slots__ = ("text", "starts", "labels")
 
-    def __init__(self, pieces: list[tuple[str, str]]) -> None:
+def _label(key: _PieceKey) -> str:
+    i, j = key
+    if i == -1:
+        return "system"
+    if i == -2:
+        return f"input[{j}]"
+    return f"messages[{i}]" if j < 0 else f"messages[{i}].parts[{j}]"
+
+
+class _Where:
+    """Maps a span of the joined text to its piece; built only when something is found."""
+
+    __slots__ = ("keys", "starts")
+
+    def __init__(self, keys: list[_PieceKey], texts: list[str]) -> None:
+        self.keys = keys
         self.starts: list[int] = []
-        self.labels: list[str] = []
         pos = 0
-        for label, piece in pieces:
+        for t in texts:  # the joined text has one "\n" between pieces
             self.starts.append(pos)
-            self.labels.append(label)
-            pos += len(piece) + 1
-        self.text = "\n".join(p for _, p in pieces)
+            pos += len(t) + 1
 
     def locate(self, start: int, end: int) -> tuple[str, tuple[int, int]]:
-        """The piece a span of the joined text is in, and the span within that piece."""
-        i = max(0, bisect.bisect_right(self.starts, start) - 1)
+        """The piece's label, and the span within that piece."""
         if not self.starts:
             return "", (start, end)
+        i = max(0, bisect.bisect_right(self.starts, start) - 1)
         base = self.starts[i]
-        return self.labels[i], (start - base, end - base)
+        return _label(self.keys[i]), (start - base, end - base)
+
+
+#: Equal task scores are broken by this rank (TASK_ORDER's order).
+_TASK_RANK: Final[dict[str, int]] = {t: i for i, t in enumerate(TASK_ORDER)}
+# Evidence records that do not depend on the request: frozen, so shared by every result.
+_TEXT_MODALITY: Final = Evidence("modality", "text", "parts", note="0 image parts")
+#: Low-complexity records kept per token count, for counts below this (bounded memory).
+_LOW_MEMO: Final = 4096
+_NO_TASK_CUE: Final = Evidence("task", "general", "task_cues",
+                               note=f"no cue reached {TASK_THRESHOLD}")
 
 
 class Classifier:
-    """A classifier for one ``ClassifierConfig``: tag regexes compiled once."""
+    """A classifier for one ``ClassifierConfig``: tag regexes compiled once.
 
-    __slots__ = ("cfg", "_tags", "_pii", "_secrets", "_code", "_private_tags", "_public_note")
+    ``classify`` is on every request's path, so it reads the request in one pass,
+    skips what a request cannot need (no tags configured, no tools, no fence or code
+    mark, no cue word), and reuses the evidence records that never change.
+    """
+
+    __slots__ = ("cfg", "_tags", "_pii", "_secrets", "_code", "_private_tags",
+                 "_public_note", "_public", "_tag_keywords", "_long", "_medium", "_low")
 
     def __init__(self, cfg: ClassifierConfig) -> None:
         self.cfg = cfg
         self._tags = tuple(_compile_tag(t) for t in cfg.tags)
+        self._tag_keywords = any(t.keywords for t in self._tags)
+        self._long = cfg.long_prompt_tokens
+        self._medium = cfg.medium_prompt_tokens
+        self._low: dict[int, Evidence] = {}  # see _complexity
         self._pii = "pii" in cfg.private_when
         self._secrets = "secrets" in cfg.private_when
         self._code = "code" in cfg.private_when
@@ -169,92 +203,133 @@ class Classifier:
         checked = [c for c, on in (("pii", self._pii), ("secrets", self._secrets),
                                    ("code", self._code)) if on]
         self._public_note = "nothing found by " + (", ".join(checked) or "no detector")
+        self._public = Evidence("sensitivity", "public", "detectors", note=self._public_note)
 
     def classify(self, req: CanonicalRequest, *, header_private: bool = False) -> Classification:
         """Classify ``req``; ``header_private`` is the ``X-Router-Private`` header."""
-        ev: list[Evidence] = []
-        pieces: list[tuple[str, str]] = []
+        # -- the texts, in one pass: every piece (for the detectors), the last user
+        # message and the system prompt (for the task cues), the image count
+        texts: list[str] = []
+        keys: list[_PieceKey] = []
         images = 0
         user_text = ""
         system_text = req.system
-        if req.system:
-            pieces.append(("system", req.system))
+        if system_text:
+            texts.append(system_text)
+            keys.append(_SYSTEM_KEY)
         for i, msg in enumerate(req.messages):
-            texts: list[str] = []
-            for j, part in enumerate(msg.parts):
-                if part.type == "image":
+            parts = msg.parts
+            if len(parts) == 1:  # the usual message: one part, labelled messages[i]
+                part = parts[0]
+                kind = part.type
+                if kind == "image":
                     images += 1
                     continue
-                t = (part.arguments or "") if part.type == "tool_call" else part.text
+                t = (part.arguments or "") if kind == "tool_call" else part.text
                 if t:
-                    pieces.append((f"messages[{i}]" if len(msg.parts) == 1
-                                   else f"messages[{i}].parts[{j}]", t))
-                    if part.type == "text":
-                        texts.append(t)
-            if msg.role == "user" and texts:
-                user_text = "\n".join(texts)
-            elif msg.role == "system" and texts:
-                system_text = f"{system_text}\n{''.join(texts)}" if system_text else "".join(texts)
+                    texts.append(t)
+                    keys.append((i, -1))
+                    if kind == "text":
+                        if msg.role == "user":
+                            user_text = t
+                        elif msg.role == "system":
+                            system_text = f"{system_text}\n{t}" if system_text else t
+                continue
+            own: list[str] = []
+            for j, part in enumerate(parts):
+                kind = part.type
+                if kind == "image":
+                    images += 1
+                    continue
+                t = (part.arguments or "") if kind == "tool_call" else part.text
+                if t:
+                    texts.append(t)
+                    keys.append((i, j))
+                    if kind == "text":
+                        own.append(t)
+            if msg.role == "user" and own:
+                user_text = "\n".join(own)
+            elif msg.role == "system" and own:
+                system_text = f"{system_text}\n{''.join(own)}" if system_text else "".join(own)
         for i, inp in enumerate(req.inputs):
-            pieces.append((f"input[{i}]", inp))
-        corpus = _Corpus(pieces)
-        text = corpus.text
+            texts.append(inp)
+            keys.append((-2, i))
+        text = "\n".join(texts)
 
         # -- tokens and needs ------------------------------------------------------
+        tools = req.tools
         tool_chars = len(orjson.dumps([
-            {"n": t.name, "d": t.description, "p": t.parameters} for t in req.tools
-        ])) if req.tools else 0
-        tokens = len(text) // 4 + 4 * len(req.messages) + images * IMAGE_TOKENS + tool_chars // 4
-        ev.append(Evidence("tokens", str(tokens), "estimate",
-                           note=f"{len(text)} chars/4, {len(req.messages)} messages, "
-                                f"{images} images, {tool_chars} tool-definition chars"))
-        needs = self._needs(req, images, ev)
-        modality: Modality = "image" if images else "text"
-        ev.append(Evidence("modality", modality, "parts", note=f"{images} image parts"))
+            {"n": t.name, "d": t.description, "p": t.parameters} for t in tools
+        ])) if tools else 0
+        n_messages = len(req.messages)
+        tokens = len(text) // 4 + 4 * n_messages + images * IMAGE_TOKENS + tool_chars // 4
+        ev = [Evidence("tokens", str(tokens), "estimate",
+                       note=f"{len(text)} chars/4, {n_messages} messages, "
+                            f"{images} images, {tool_chars} tool-definition chars")]
+        rf = req.response_format
+        rf_type = rf.get("type") if rf else None
+        needs = self._needs(req, rf_type, images, ev) \
+            if tools or rf_type or images or req.stream else 0
+        if images:
+            modality: Modality = "image"
+            ev.append(Evidence("modality", "image", "parts", note=f"{images} image parts"))
+        else:
+            modality = "text"
+            ev.append(_TEXT_MODALITY)
 
         # -- tags ------------------------------------------------------------------
-        fired = self._run_tags(text, corpus, ev)
+        fired = self._run_tags(text, keys, texts, ev) if self._tags else []
 
         # -- task ------------------------------------------------------------------
         cues = Cues()
         read_cues(cues, user_text, weight=2, where="user", markers=True)
-        read_cues(cues, system_text, weight=1, where="system", markers=False)
-        code_w = analyze_code(window(user_text)) if user_text else None
-        if code_w is not None and code_w.has_code_fence:
-            cues.add("code", 4, "fenced code block")
-        elif code_w is not None and code_w.is_code:
-            cues.add("code", 3, "code-like lines")
-        code_tools = [t.name for t in req.tools if _CODE_TOOL.search(t.name)]
-        if code_tools:
-            cues.add("code", 3, "code tools " + ",".join(code_tools[:3]))
-        rf_type = req.response_format.get("type") if req.response_format else None
+        if system_text:
+            read_cues(cues, system_text, weight=1, where="system", markers=False)
+        code_lines = 0
+        if user_text:
+            code_w = analyze_code(user_text if len(user_text) <= 2 * WINDOW
+                                  else window(user_text))
+            if code_w.fenced or code_w.code_lines:  # else neither a cue nor a size
+                if code_w.has_code_fence:
+                    cues.add("code", 4, "fenced code block")
+                elif code_w.is_code:
+                    cues.add("code", 3, "code-like lines")
+                code_lines = code_w.size_lines
+        if tools:
+            code_tools = [t.name for t in tools if _CODE_TOOL.search(t.name)]
+            if code_tools:
+                cues.add("code", 3, "code tools " + ",".join(code_tools[:3]))
         if rf_type == "json_schema":
             cues.add("extract", 3, "response_format json_schema")
         elif rf_type == "json_object":
             cues.add("extract", 1, "response_format json_object")
-        task = self._task(cues, fired, ev)
+        if fired or cues.scores:
+            task = self._task(cues, fired, ev)
+        else:  # no tag and no cue: the usual short question
+            task = "general"
+            ev.append(_NO_TASK_CUE)
 
         # -- complexity --------------------------------------------------------------
-        complexity = self._complexity(req, task, tokens, cues, code_w, fired, ev)
+        complexity = self._complexity(n_messages, task, tokens, cues, code_lines, fired, ev)
 
         # -- sensitivity -------------------------------------------------------------
-        sensitivity = self._sensitivity(req, header_private, text, corpus, fired, ev)
+        sensitivity = self._sensitivity(req, header_private, text, keys, texts, fired, ev)
 
         return Classification(
             task=task, complexity=complexity, sensitivity=sensitivity, modality=modality,
-            needs=needs, tokens=tokens, tags=[t.rule.name for t in fired], evidence=ev,
+            needs=needs, tokens=tokens, tags=[t.rule.name for t in fired] if fired else [],
+            evidence=ev,
             cell=cell_key(task, complexity, sensitivity, modality),
         )
 
     # ------------------------------------------------------------------ signals
 
     @staticmethod
-    def _needs(req: CanonicalRequest, images: int, ev: list[Evidence]) -> int:
+    def _needs(req: CanonicalRequest, rf_type: Any, images: int, ev: list[Evidence]) -> int:
         needs = 0
         if req.tools:
             needs |= CAPABILITY_BITS["tools"]
             ev.append(Evidence("needs", "tools", "request", note=f"{len(req.tools)} tools"))
-        rf_type = req.response_format.get("type") if req.response_format else None
         if rf_type in ("json_object", "json_schema"):
             needs |= CAPABILITY_BITS["json" if rf_type == "json_object" else "json_schema"]
             ev.append(Evidence("needs", str(rf_type), "request", note="response_format"))
@@ -266,9 +341,11 @@ class Classifier:
             ev.append(Evidence("needs", "streaming", "request", note="stream: true"))
         return needs
 
-    def _run_tags(self, text: str, corpus: _Corpus, ev: list[Evidence]) -> list[_Tag]:
+    def _run_tags(self, text: str, keys: list[_PieceKey], texts: list[str],
+                  ev: list[Evidence]) -> list[_Tag]:
         fired: list[_Tag] = []
-        lower = text.lower() if any(t.keywords for t in self._tags) else ""
+        where: _Where | None = None
+        lower = text.lower() if self._tag_keywords else ""
         for tag in self._tags:
             hit: tuple[int, int, str, str] | None = None
             if tag.keywords is not None:
@@ -283,7 +360,8 @@ class Classifier:
                         break
             if hit is not None:
                 fired.append(tag)
-                label, span = corpus.locate(hit[0], hit[1])
+                where = where or _Where(keys, texts)
+                label, span = where.locate(hit[0], hit[1])
                 ev.append(Evidence("tag", tag.rule.name, f"tag:{tag.rule.name}", span,
                                    hit[2], f"{hit[3]} in {label}"))
         return fired
@@ -295,38 +373,54 @@ class Classifier:
                 ev.append(Evidence("task", tag.rule.task, f"tag:{tag.rule.name}",
                                    note="set by the tag"))
                 return tag.rule.task
+        scores = cues.scores
+        if not scores:
+            ev.append(_NO_TASK_CUE)
+            return "general"
         best: Task = "general"
         best_score = 0
         for t in TASK_ORDER:
-            score = cues.scores.get(t, 0)
+            score = scores.get(t, 0)
             if score > best_score:
                 best, best_score = t, score
         if best_score < TASK_THRESHOLD:
             best = "general"
-        scored = sorted(cues.scores.items(), key=lambda kv: (-kv[1], TASK_ORDER.index(kv[0])))
+        scored = sorted(scores.items(), key=lambda kv: (-kv[1], _TASK_RANK[kv[0]]))
         note = "; ".join(f"{t}={s}: {', '.join(cues.hits[t][:6])}" for t, s in scored[:3])
         ev.append(Evidence("task", best, "task_cues",
                            note=note or f"no cue reached {TASK_THRESHOLD}"))
         return best
 
     def _complexity(
-        self, req: CanonicalRequest, task: Task, tokens: int, cues: Cues,
-        code: CodeInfo | None, fired: list[_Tag], ev: list[Evidence],
+        self, depth: int, task: Task, tokens: int, cues: Cues, lines: int,
+        fired: list[_Tag], ev: list[Evidence],
     ) -> Complexity:
         for tag in fired:
             if tag.rule.complexity is not None:
                 ev.append(Evidence("complexity", tag.rule.complexity, f"tag:{tag.rule.name}",
                                    note="set by the tag"))
                 return tag.rule.complexity
-        cfg = self.cfg
+        if (tokens <= self._medium and tokens <= self._long and not cues.reasoning_markers
+                and task != "reasoning" and cues.list_items < 3 and cues.steps < 2
+                and lines < 40 and depth < 10):
+            # No point at all, the usual short prompt: its record depends on the token
+            # count alone, so it is built once per count (below _LOW_MEMO counts).
+            low = self._low.get(tokens)
+            if low is None:
+                low = Evidence("complexity", "low", "complexity",
+                               note=f"points=0: tokens~{tokens}")
+                if 0 <= tokens < _LOW_MEMO:
+                    self._low[tokens] = low
+            ev.append(low)
+            return "low"
         notes: list[str] = [f"tokens~{tokens}"]
         points = 0
-        if tokens > cfg.long_prompt_tokens:
+        if tokens > self._long:
             points += 4
-            notes.append(f">{cfg.long_prompt_tokens} long")
-        elif tokens > cfg.medium_prompt_tokens:
+            notes.append(f">{self._long} long")
+        elif tokens > self._medium:
             points += 2
-            notes.append(f">{cfg.medium_prompt_tokens} medium")
+            notes.append(f">{self._medium} medium")
         if cues.reasoning_markers:
             points += min(2, cues.reasoning_markers)
             notes.append(f"reasoning markers={cues.reasoning_markers}")
@@ -337,11 +431,9 @@ class Classifier:
         if multi:
             points += min(2, multi)
             notes.append(f"steps: {cues.list_items} list items, {cues.steps} step words")
-        lines = code.size_lines if code is not None else 0
         if lines >= 40:
             points += 1 + (lines >= 150)
             notes.append(f"code lines={lines}")
-        depth = len(req.messages)
         if depth >= 10:
             points += 1 + (depth >= 30)
             notes.append(f"depth={depth} messages")
@@ -351,8 +443,8 @@ class Classifier:
         return level
 
     def _sensitivity(
-        self, req: CanonicalRequest, header_private: bool, text: str, corpus: _Corpus,
-        fired: list[_Tag], ev: list[Evidence],
+        self, req: CanonicalRequest, header_private: bool, text: str,
+        keys: list[_PieceKey], texts: list[str], fired: list[_Tag], ev: list[Evidence],
     ) -> Sensitivity:
         before = len(ev)
         if req.private is True:
@@ -360,12 +452,14 @@ class Classifier:
         if header_private:
             ev.append(Evidence("sensitivity", "private", "flag:header",
                                note="X-Router-Private: true"))
-        for marker in NO_CLOUD_MARKERS:
-            pos = text.find(marker)
-            if pos >= 0:
-                label, span = corpus.locate(pos, pos + len(marker))
-                ev.append(Evidence("sensitivity", "private", "flag:no_cloud", span, marker,
-                                   f"in {label}"))
+        # Both markers start with "#no": a memchr for "#" and one search rule them out.
+        if "#" in text and "#no" in text:
+            for marker in NO_CLOUD_MARKERS:
+                pos = text.find(marker)
+                if pos >= 0:
+                    label, span = _Where(keys, texts).locate(pos, pos + len(marker))
+                    ev.append(Evidence("sensitivity", "private", "flag:no_cloud", span,
+                                       marker, f"in {label}"))
         for tag in fired:
             name = tag.rule.name
             if tag.rule.private or name in self._private_tags:
@@ -380,14 +474,15 @@ class Classifier:
             findings += detect_secrets(text)
         if self._code:
             findings += detect_code(text, analyze_code(text))
+        if not findings:
+            ev.append(self._public)
+            return "public"
+        where = _Where(keys, texts)
         for f in findings:
-            label, span = corpus.locate(f.start, f.end)
+            label, span = where.locate(f.start, f.end)
             ev.append(Evidence("sensitivity", "private", f.detector, span, f.excerpt,
                                f"{f.category} in {label}"))
-        if findings:
-            return "private"
-        ev.append(Evidence("sensitivity", "public", "detectors", note=self._public_note))
-        return "public"
+        return "private"
 
 
 @functools.lru_cache(maxsize=8)

@@ -325,13 +325,16 @@ def detect_ips(
 # Every number-shaped candidate (phone, ID, card, IBAN, IPv4) needs an ASCII digit
 # (the numeric needles all contain a "0" of the digit shape), and an IPv6 window
 # needs a digit or "::".  A prompt with neither skips the translate and the scans.
-_ASCII_DIGIT: Final = re.compile(r"[0-9]")
+# Ten memchr-speed ``in`` tests beat one [0-9] regex search at every size: the regex
+# engine steps through a character class at a few ns per character.
 
 
 def detect_pii(text: str) -> list[Finding]:
     """Every PII finding in ``text``, ordered by detector then position."""
-    out = detect_emails(text)
-    if "::" not in text and _ASCII_DIGIT.search(text) is None:
+    out = detect_emails(text) if "@" in text else []  # every e-mail window is around an @
+    if not ("0" in text or "1" in text or "2" in text or "3" in text or "4" in text
+            or "5" in text or "6" in text or "7" in text or "8" in text or "9" in text) \
+            and (":" not in text or "::" not in text):
         return out  # no numeric window and no IPv6 window: the rest would find nothing
     shape = digit_shape(text)  # one translate shared by every number-shaped detector
     windows = numeric_windows(text, shape)

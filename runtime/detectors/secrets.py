@@ -216,26 +216,38 @@ def detect_secrets(text: str) -> list[Finding]:
         seen.add(context)
         if not (text.startswith(_KEY_PREFIXES, start) and _key_at(text, start, out)):
             _keyed_run(text, start, end, out)
-    for pos in find_all(text, "-----BEGIN", 64):
-        m = _PEM.match(text, pos)
-        if m is not None and _PEM_BODY.search(m.group(2)) is not None:
-            _add(out, "private_key", m, mask_secret(f"-----BEGIN {m.group(1)}PRIVATE KEY-----"))
-    for pos in find_all(text, "hooks.slack.com", 64):
-        m = _SLACK_HOOK.match(text, max(0, pos - 8))
-        if m is not None and not is_placeholder(m.group(1)):
-            _add(out, "slack_webhook", m, mask_secret("https://hooks.slack.com/"))
+    # Each scan below starts from its literal; an ``in`` test (one C-level search)
+    # proves most texts have none of them without building an empty list.  A test
+    # for one character of the literal goes first where that character is rare in
+    # prose: it runs at memchr speed, many times faster than a substring search.
+    if "-" in text and "-----BEGIN" in text:
+        for pos in find_all(text, "-----BEGIN", 64):
+            m = _PEM.match(text, pos)
+            if m is not None and _PEM_BODY.search(m.group(2)) is not None:
+                _add(out, "private_key", m,
+                     mask_secret(f"-----BEGIN {m.group(1)}PRIVATE KEY-----"))
+    if "hooks.slack.com" in text:
+        for pos in find_all(text, "hooks.slack.com", 64):
+            m = _SLACK_HOOK.match(text, max(0, pos - 8))
+            if m is not None and not is_placeholder(m.group(1)):
+                _add(out, "slack_webhook", m, mask_secret("https://hooks.slack.com/"))
     lower = text.lower()
-    for pos in find_all(lower, "secret_access_key", 64):
-        m = _AWS_SECRET.search(text, max(0, pos - 4), pos + 120)
-        if m is not None and not is_placeholder(m.group(1)) and "EXAMPLE" not in m.group(1):
-            _add(out, "aws_secret_access_key", m, mask_secret("aws_secret_access_key="))
-    _passwords(text, lower, out)
-    for pos in find_all(lower, "bearer", 64):
-        m = _BEARER.match(text, pos)
-        if m is not None and not is_placeholder(m.group(1)) and _high_entropy(m.group(1)):
-            _add(out, "bearer_token", m, mask_secret("Bearer "))
-    _url_credentials(text, out)
-    return _dedupe(out)
+    if "_" in lower and "secret_access_key" in lower:
+        for pos in find_all(lower, "secret_access_key", 64):
+            m = _AWS_SECRET.search(text, max(0, pos - 4), pos + 120)
+            if m is not None and not is_placeholder(m.group(1)) \
+                    and "EXAMPLE" not in m.group(1):
+                _add(out, "aws_secret_access_key", m, mask_secret("aws_secret_access_key="))
+    if "pass" in lower or "pwd" in lower:
+        _passwords(text, lower, out)
+    if "bearer" in lower:
+        for pos in find_all(lower, "bearer", 64):
+            m = _BEARER.match(text, pos)
+            if m is not None and not is_placeholder(m.group(1)) and _high_entropy(m.group(1)):
+                _add(out, "bearer_token", m, mask_secret("Bearer "))
+    if ":" in text:  # a memchr first: "://" itself is a slower three-character search
+        _url_credentials(text, out)
+    return _dedupe(out) if out else []
 
 
 _GENERIC: Final = frozenset({"keyed_secret", "password_assignment", "bearer_token"})

@@ -14,6 +14,7 @@ import string
 from dataclasses import dataclass, field
 from typing import Final
 
+from interlock.runtime.detectors.zones import translation_table
 from interlock.runtime.signals import Task
 
 WINDOW: Final = 3000  # characters read from each end of a long text
@@ -107,8 +108,12 @@ _WORD_INDEX: Final[dict[str, tuple[tuple[Task, int], ...]]] = {
     w: tuple((t, cues[w]) for t, cues in _CUES.items() if w in cues)
     for w in {w for cues in _CUES.values() for w in cues}
 }
-_CUE_WORDS: Final = frozenset(_WORD_INDEX) | frozenset(a for a, *_ in _PHRASES)
-_TO_SPACE: Final = str.maketrans({c: " " for c in string.punctuation + "\u2019\u201c\u201d"})
+# Frozensets, not the dicts: ``set.intersection(dict)`` walks every key of the dict,
+# while an intersection of two sets walks the smaller one (the few words present).
+_WORD_KEYS: Final = frozenset(_WORD_INDEX)
+_ANCHORS: Final = frozenset(_PHRASES_BY_ANCHOR)
+_CUE_WORDS: Final = _WORD_KEYS | _ANCHORS
+_TO_SPACE: Final = translation_table({c: " " for c in string.punctuation + "\u2019\u201c\u201d"})
 
 _REASONING_MARKERS: Final = frozenset({
     "prove", "derive", "theorem", "rigorous", "rigorously", "thoroughly", "comprehensive",
@@ -148,27 +153,34 @@ def read_cues(cues: Cues, text: str, *, weight: int, where: str, markers: bool) 
     """Add ``text``'s task cues (×``weight``) and, if ``markers``, its complexity markers."""
     if not text:
         return
-    low = " " + window(text).lower()
+    low = " " + (text if len(text) <= 2 * WINDOW else window(text)).lower()
     words = low.translate(_TO_SPACE).split()
     present = _ALL_WORDS.intersection(words)
-    for w in sorted(present.intersection(_WORD_INDEX)):
-        for task, wt in _WORD_INDEX.get(w, ()):
-            cues.add(task, wt * weight, f"{w}@{where}")
-    for anchor in sorted(present.intersection(_PHRASES_BY_ANCHOR)):
-        for phrase, task, wt in _PHRASES_BY_ANCHOR[anchor]:
-            if phrase in low:
-                cues.add(task, wt * weight, f"'{phrase}'@{where}")
+    if present:  # most short prompts have a cue word or two; many have none
+        add = cues.add
+        cue_words = present & _WORD_KEYS
+        if cue_words:
+            for w in sorted(cue_words):
+                for task, wt in _WORD_INDEX[w]:
+                    add(task, wt * weight, f"{w}@{where}")
+        anchors = present & _ANCHORS
+        if anchors:
+            for anchor in sorted(anchors):
+                for phrase, task, wt in _PHRASES_BY_ANCHOR[anchor]:
+                    if phrase in low:
+                        add(task, wt * weight, f"'{phrase}'@{where}")
     if where == "user" and words:
         lead = _LEAD_VERBS.get(words[0])
         if lead is not None:
             cues.add(lead, LEAD_BONUS, f"leading '{words[0]}'")
     if markers:
-        cues.reasoning_markers += len(_REASONING_MARKERS.intersection(present))
-        if "step" in present or "carefully" in present:
-            cues.reasoning_markers += ("step by step" in low) + ("think carefully" in low)
-        for w in present.intersection(_STEP_WORDS):
-            cues.steps += words.count(w)
-        if "also" in present:
-            cues.steps += low.count("and also")
+        if present:
+            cues.reasoning_markers += len(_REASONING_MARKERS.intersection(present))
+            if "step" in present or "carefully" in present:
+                cues.reasoning_markers += ("step by step" in low) + ("think carefully" in low)
+            for w in present.intersection(_STEP_WORDS):
+                cues.steps += words.count(w)
+            if "also" in present:
+                cues.steps += low.count("and also")
         if "\n" in low and ("\n-" in low or "\n*" in low or "." in low or ")" in low):
             cues.list_items += len(_LIST_ITEM.findall(low))

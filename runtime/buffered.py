@@ -30,11 +30,25 @@ if TYPE_CHECKING:
 
 _SSE_HEADERS = [(b"content-type", SSE), (b"cache-control", b"no-cache")]
 
+# VerifySpec per (id(policy), task, complexity).  A spec holds its policy, so the id
+# of a cached policy cannot be reused by another object while the entry lives; the
+# few specs of a table (cells x tasks x complexities) are kept, and the lot is
+# dropped when reloaded tables have piled up more than _SPECS_MAX.
+_SPECS: dict[tuple[int, str, str], VerifySpec] = {}
+_SPECS_MAX = 4096
+
 
 def verify_spec(routed: Routed) -> VerifySpec:
     """The verification layer's view of the routed request's cell."""
     cls = routed.classification
-    return VerifySpec(routed.decision.cell.policy, cls.task, cls.complexity)
+    policy = routed.decision.cell.policy
+    key = (id(policy), cls.task, cls.complexity)
+    spec = _SPECS.get(key)
+    if spec is None:
+        if len(_SPECS) >= _SPECS_MAX:
+            _SPECS.clear()
+        spec = _SPECS[key] = VerifySpec(policy, cls.task, cls.complexity)
+    return spec
 
 
 async def stream_buffered(ctx: Ctx, surface: Surface, call: Call, routed: Routed,

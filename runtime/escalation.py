@@ -30,9 +30,8 @@ and is not verified - its tokens are already with the client when it ends.
 from __future__ import annotations
 
 import dataclasses
-import functools
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from interlock.runtime.canonical import CanonicalRequest, CanonicalResponse, Delta, Usage
@@ -42,6 +41,7 @@ from interlock.runtime.verify import (
     Checked,
     ask_confidence,
     check,
+    heal_only,
     response_tags,
     wants_confidence,
 )
@@ -55,15 +55,22 @@ REPLAY_CHARS = 48
 
 @dataclass(frozen=True, slots=True)
 class VerifySpec:
-    """What the verification layer needs to know about the request's cell."""
+    """What the verification layer needs to know about the request's cell.
+
+    Built once per (policy, task, complexity) - ``buffered.verify_spec`` keeps them -
+    so what every answer asks of the policy is worked out here, not per request."""
 
     policy: Policy
     task: str
     complexity: str
+    #: the policy has verifiers: answers are verified
+    active: bool = field(init=False)
+    #: the ``confidence`` verifier is listed: the model is asked for the line
+    confidence: bool = field(init=False)
 
-    @property
-    def active(self) -> bool:
-        return bool(self.policy.verifiers)
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "active", bool(self.policy.verifiers))
+        object.__setattr__(self, "confidence", wants_confidence(self.policy))
 
 
 Run = Callable[["Upstreams", "Call"], Awaitable["Answer"]]
@@ -81,7 +88,7 @@ def subject(spec: VerifySpec, model: ModelEntry) -> bool:
 def prepare(call: Call) -> None:
     """Ask for a confidence line when the cell's verifiers judge it."""
     spec = call.verify
-    if spec is not None and spec.active and wants_confidence(spec.policy):
+    if spec is not None and spec.active and spec.confidence:
         call.req = ask_confidence(call.req)
 
 
@@ -115,8 +122,8 @@ def targets(table: DecisionTable, call: Call, answer: Answer) -> list[Candidate]
 def _record(call: Call, answer: Answer, checked: Checked, stage: str) -> None:
     call.diag.checks.append({
         "model": answer.model.key, "stage": stage, "ok": checked.ok,
-        "verdicts": [v.to_dict() for v in checked.verdicts],
-        "healed": list(checked.healed),
+        "verdicts": checked.results,  # already the recorded form, built by check()
+        "healed": [*checked.healed],
         "confidence": checked.confidence,
     })
 
@@ -128,12 +135,13 @@ async def with_verification(up: Upstreams, call: Call, run: Run) -> Answer:
         answer = await run(up, call)
         finish(call, answer, None)
         return answer
-    prepare(call)
+    if spec.confidence:
+        prepare(call)
     answer = await run(up, call)
-    if not subject(spec, answer.model):
-        checked = check(answer.response, call.req, _no_verifiers(spec.policy),
-                        task=spec.task, complexity=spec.complexity)
-        checked.apply(answer.response)  # strip a confidence line, heal JSON: no verdicts
+    # subject(spec, answer.model), spec.active being known
+    if answer.model.locality != "local" and spec.policy.only_from_local:
+        checked = heal_only(answer.response, call.req)
+        checked.apply(answer.response)  # heal JSON: no verdicts
         finish(call, answer, checked)
         return answer
     checked = check(answer.response, call.req, spec.policy, task=spec.task,
@@ -171,18 +179,17 @@ async def with_verification(up: Upstreams, call: Call, run: Run) -> Answer:
     return answer
 
 
-@functools.lru_cache(maxsize=256)
-def _no_verifiers(policy: Policy) -> Policy:
-    # policies are frozen and few (one per cell): copy each once, not per answer
-    return policy.model_copy(update={"verifiers": ()})
-
-
 def finish(call: Call, answer: Answer, checked: Checked | None, *,
            escalated: bool = False) -> None:
     """Response classifiers on the final answer, into the diagnostics."""
-    tags = response_tags(answer.response)
-    if checked is not None and checked.healed:
-        tags.append("healed")
+    if checked is None:
+        tags = response_tags(answer.response)
+    else:
+        # the refusal verifier's finding holds while the text is the one it read
+        tags = response_tags(answer.response,
+                             checked.refused if checked.text is None else None)
+        if checked.healed:
+            tags.append("healed")
     if escalated:
         tags.append("escalated")
     call.diag.response_tags = tags

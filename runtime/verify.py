@@ -39,6 +39,7 @@ import ast
 import dataclasses
 import functools
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -60,47 +61,6 @@ CONFIDENCE_INSTRUCTION: Final = (
     "After your answer, add one last line of the form `confidence: 0.x` - a number "
     "between 0 and 1 saying how sure you are that the answer is correct and complete."
 )
-_HEAD: Final = 600  # refusals come first: only the head of an answer is searched
-
-# Phrases that open a refusal.  Lower-cased text; apostrophes normalised to '.
-_REFUSAL: Final = re.compile("|".join((
-    # English
-    r"\bi(?:'m| am) (?:sorry|afraid),? (?:but )?i (?:can't|cannot|can not|won't|am unable"
-    r"|'m unable|am not able|'m not able)",
-    r"^\W*(?:sorry,? )?i (?:can't|cannot|can not|won't|will not) (?:help|assist|comply"
-    r"|provide|do that|fulfil|fulfill|answer|support|create|write|generate|share|engage)",
-    r"\bas an ai(?: language model| assistant)?,? i (?:can't|cannot|am not able|don't|do not)",
-    r"\bi(?:'m| am) (?:not able|unable) to (?:help|assist|comply|provide|fulfil|fulfill"
-    r"|answer|do that|support)",
-    r"\bi must (?:respectfully )?(?:decline|refuse)",
-    # French
-    r"\bje ne (?:peux|suis pas en mesure d[e'])\s?(?:pas )?(?:vous |t')?(?:aider|répondre"
-    r"|fournir|faire|assister)",
-    r"\b(?:désolé|je suis désolé)e?,? (?:mais )?je ne (?:peux|suis pas)",
-    # Spanish
-    r"\blo siento,? (?:pero )?no puedo",
-    r"\bno puedo (?:ayudar|ayudarte|ayudarle|proporcionar|asistir|cumplir|responder)",
-    # German
-    r"\bes tut mir leid,? aber ich kann",
-    r"\bich kann (?:ihnen |dir )?(?:dabei |damit |hierbei |hier )?nicht helfen",
-    # Italian
-    r"\bmi dispiace,? ma non posso",
-    r"\bnon posso (?:aiutarti|aiutarla|aiutare|fornire|assisterti|rispondere)",
-    # Portuguese
-    r"\b(?:desculpe|lamento),? mas não posso",
-    r"\bnão posso (?:ajudar|fornecer|atender|responder)",
-    # Dutch
-    r"\bhet spijt me,? maar ik kan",
-    r"\bik kan (?:je |u )?(?:daar |hier |hierbij )?niet (?:mee )?helpen",
-    # Russian
-    r"(?:извините|простите|к сожалению),? (?:но )?я не могу",
-    r"\bя не могу (?:помочь|выполнить|предоставить)",
-    # Chinese, Japanese
-    r"(?:抱歉|对不起|很抱歉)[，,]?\s*我(?:无法|不能)",
-    r"我(?:无法|不能)(?:帮助|帮忙|提供|协助|回答)",
-    r"申し訳(?:ありません|ございません)が[、,]?.{0,40}?(?:できません|お手伝いできません"
-    r"|お答えできません)",
-)), re.IGNORECASE)
 _FENCE_BLOCK: Final = re.compile(r"```[ \t]*([A-Za-z0-9_+.-]*)[^\n]*\n(.*?)\n?[ \t]*```",
                                  re.DOTALL)
 _PYTHON: Final = frozenset({"python", "py", "python3", "py3"})
@@ -125,15 +85,22 @@ class Verdict:
 class Checked:
     """Every verdict on one answer, plus what healing/stripping changed."""
 
-    verdicts: list[Verdict]
+    #: one ``{"verifier", "ok", "reason"}`` per verifier, in the policy's order - the
+    #: form the diagnostics record, built once while checking
+    results: list[dict[str, Any]]
     #: the text the client should get instead (healed JSON, confidence line removed)
     text: str | None = None
     healed: tuple[str, ...] = ()
     confidence: float | None = None
+    #: every verdict passed
+    ok: bool = True
+    #: ``is_refusal`` of the answer's text when the refusal verifier computed it (the
+    #: response tags reuse it while the text is unchanged), else None
+    refused: bool | None = None
 
     @property
-    def ok(self) -> bool:
-        return all(v.ok for v in self.verdicts)
+    def verdicts(self) -> list[Verdict]:
+        return [Verdict(r["verifier"], r["ok"], r["reason"]) for r in self.results]
 
     @property
     def failed(self) -> list[Verdict]:
@@ -148,32 +115,117 @@ class Checked:
 # --------------------------------------------------------------------------- helpers
 
 
-# One literal every branch of _REFUSAL needs (substring tests are ~20x cheaper than
-# the many-branch regex, and almost every answer is not a refusal).  Keep in step
-# with _REFUSAL: test_intel_verify checks each branch's sample against this list.
+_HEAD: Final = 600  # refusals come first: only the head of an answer is searched
+
+# The phrases that open a refusal, each with its cues: literal text every match of
+# the phrase contains (one of them), as rare as the phrase allows.  The text is
+# lower-cased first, apostrophes normalised to '.  A phrase's regex is searched only
+# when one of its cues is in the text: most branches start with \b, which keeps the
+# regex engine from skipping ahead, so a search costs ~10 ns per character and
+# branch (~150 µs for 600 characters through all of them); a substring test costs
+# far less.  tests/unit/test_verify_perf_refusal.py checks the cues against the
+# phrases and the result against the single-regex form.
+_PHRASES: Final[tuple[tuple[tuple[str, ...], str], ...]] = (
+    # English
+    (("m sorry", "m afraid"),
+     r"\bi(?:'m| am) (?:sorry|afraid),? (?:but )?i (?:can't|cannot|can not|won't|am unable"
+     r"|'m unable|am not able|'m not able)"),
+    (("can", "won't", "will not"),
+     r"^\W*(?:sorry,? )?i (?:can't|cannot|can not|won't|will not) (?:help|assist|comply"
+     r"|provide|do that|fulfil|fulfill|answer|support|create|write|generate|share|engage)"),
+    (("as an ai",),
+     r"\bas an ai(?: language model| assistant)?,? i (?:can't|cannot|am not able|don't|do not)"),
+    (("m not able to", "m unable to"),
+     r"\bi(?:'m| am) (?:not able|unable) to (?:help|assist|comply|provide|fulfil|fulfill"
+     r"|answer|do that|support)"),
+    (("must respectfully", "must decline", "must refuse"),
+     r"\bi must (?:respectfully )?(?:decline|refuse)"),
+    # French
+    (("je ne",),
+     r"\bje ne (?:peux|suis pas en mesure d[e'])\s?(?:pas )?(?:vous |t')?(?:aider|répondre"
+     r"|fournir|faire|assister)"),
+    (("je ne",), r"\b(?:désolé|je suis désolé)e?,? (?:mais )?je ne (?:peux|suis pas)"),
+    # Spanish
+    (("no puedo",), r"\blo siento,? (?:pero )?no puedo"),
+    (("no puedo",),
+     r"\bno puedo (?:ayudar|ayudarte|ayudarle|proporcionar|asistir|cumplir|responder)"),
+    # German
+    (("ich kann",), r"\bes tut mir leid,? aber ich kann"),
+    (("ich kann",), r"\bich kann (?:ihnen |dir )?(?:dabei |damit |hierbei |hier )?nicht helfen"),
+    # Italian
+    (("non posso",), r"\bmi dispiace,? ma non posso"),
+    (("non posso",),
+     r"\bnon posso (?:aiutarti|aiutarla|aiutare|fornire|assisterti|rispondere)"),
+    # Portuguese
+    (("não posso",), r"\b(?:desculpe|lamento),? mas não posso"),
+    (("não posso",), r"\bnão posso (?:ajudar|fornecer|atender|responder)"),
+    # Dutch
+    (("ik kan",), r"\bhet spijt me,? maar ik kan"),
+    (("ik kan",), r"\bik kan (?:je |u )?(?:daar |hier |hierbij )?niet (?:mee )?helpen"),
+    # Russian
+    (("я не могу",), r"(?:извините|простите|к сожалению),? (?:но )?я не могу"),
+    (("я не могу",), r"\bя не могу (?:помочь|выполнить|предоставить)"),
+    # Chinese, Japanese
+    (("我无法", "我不能"), r"(?:抱歉|对不起|很抱歉)[，,]?\s*我(?:无法|不能)"),
+    (("我无法", "我不能"), r"我(?:无法|不能)(?:帮助|帮忙|提供|协助|回答)"),
+    (("申し訳",),
+     r"申し訳(?:ありません|ございません)が[、,]?.{0,40}?(?:できません|お手伝いできません"
+     r"|お答えできません)"),
+)
+#: every phrase in one regex: the definition of a refusal
+_REFUSAL: Final = re.compile("|".join(p for _, p in _PHRASES), re.IGNORECASE)
+
+
+def _by_cue() -> tuple[tuple[str, re.Pattern[str]], ...]:
+    """(cue, the regex of every phrase with that cue), one entry per distinct cue."""
+    phrases: dict[str, list[str]] = {}
+    for cues, pattern in _PHRASES:
+        for cue in cues:
+            phrases.setdefault(cue, []).append(pattern)
+    return tuple((cue, re.compile("|".join(ps), re.IGNORECASE)) for cue, ps in phrases.items())
+
+
+_BY_CUE: Final = _by_cue()
+# The coarse cue filter the refusal check began with: a short text without any of
+# these is not a refusal (one C-level scan; a long text nearly always contains "can").
 _REFUSAL_CUES: Final = (
     "sorry", "afraid", "can", "won't", "will not", "as an ai", "able", "must", "je ne",
     "no puedo", "ich kann", "non posso", "não posso", "ik kan", "я не могу", "我无法",
     "我不能", "申し訳",
 )
+_ANY_CUE: Final = re.compile("|".join(re.escape(c) for c in _REFUSAL_CUES))
+_SHORT: Final = 200
+# Characters that a lower-cased text can hold and that re.IGNORECASE matches to a
+# letter of a cue (dotless ı ~ i, long ſ ~ s, Cyrillic ᲂ ~ о): with one of them the
+# phrase can match where its cue is not a substring, so such a text takes the full
+# regex (a unit test derives this set from every Unicode character).
+_FOLDS: Final = re.compile("[\u0131\u017f\u1c82]")
 
 
 def is_refusal(text: str) -> bool:
-    """A refusal phrase near the start of ``text``."""
+    """A refusal phrase near the start of ``text`` (``_REFUSAL`` searches the head)."""
     head = text[:_HEAD].replace("\u2019", "'").lower()
-    if not any(cue in head for cue in _REFUSAL_CUES):
+    if len(head) <= _SHORT and _ANY_CUE.search(head) is None:
         return False
-    return _REFUSAL.search(head) is not None
+    if not head.isascii() and _FOLDS.search(head) is not None:
+        return _ANY_CUE.search(head) is not None and _REFUSAL.search(head) is not None
+    for cue, phrases in _BY_CUE:
+        if cue in head and phrases.search(head) is not None:
+            return True
+    return False
 
 
-def response_tags(resp: CanonicalResponse) -> list[str]:
-    """Response classifiers: what kind of answer this is (refusal, truncated...)."""
+def response_tags(resp: CanonicalResponse, refused: bool | None = None) -> list[str]:
+    """Response classifiers: what kind of answer this is (refusal, truncated...).
+
+    ``refused``: ``is_refusal(resp.text)`` when the caller already knows it."""
     tags: list[str] = []
-    if resp.finish_reason == "content_filter":
+    finish = resp.finish_reason
+    if finish == "content_filter":
         tags.append("content_filter")
-    if resp.text and is_refusal(resp.text):
+    if resp.text and (is_refusal(resp.text) if refused is None else refused):
         tags.append("refusal")
-    if resp.finish_reason == "length":
+    if finish == "length":
         tags.append("truncated")
     return tags
 
@@ -277,19 +329,22 @@ def wants_confidence(policy: Policy) -> bool:
 class _Run:
     """One verification pass: the answer, the request and the shared parse results."""
 
-    __slots__ = ("resp", "req", "task", "complexity", "policy", "text", "healed_text",
-                 "healed", "json_value", "json_ok", "confidence")
+    __slots__ = ("resp", "req", "task", "complexity", "policy", "text", "json_kind",
+                 "healed_text", "healed", "json_value", "json_ok", "confidence", "refused")
 
     def __init__(self, resp: CanonicalResponse, req: CanonicalRequest, task: str,
                  complexity: str, policy: Policy) -> None:
         self.resp, self.req, self.task, self.complexity, self.policy = (
             resp, req, task, complexity, policy)
         self.text = resp.text
+        # json_requested() once per answer (most requests have no response_format)
+        self.json_kind = json_requested(req) if req.response_format else None
         self.healed_text: str | None = None
         self.healed: tuple[str, ...] = ()
         self.json_value: Any = None
         self.json_ok: bool | None = None
         self.confidence: float | None = None
+        self.refused: bool | None = None
 
     def parsed_json(self) -> bool:
         if self.json_ok is None:
@@ -307,7 +362,7 @@ class _Run:
         return False, "empty answer"
 
     def thin(self) -> tuple[bool, str]:
-        if self.resp.tool_calls or json_requested(self.req):
+        if self.resp.tool_calls or self.json_kind:
             return True, "tool call / JSON answer"
         need = MIN_CHARS.get(self.task, 2) * _CX_FACTOR.get(self.complexity, 1)
         have = len(self.text.strip())
@@ -323,12 +378,14 @@ class _Run:
     def refusal(self) -> tuple[bool, str]:
         if self.resp.finish_reason == "content_filter":
             return False, "finish_reason content_filter"
-        if self.text and is_refusal(self.text):
-            return False, "refusal phrase: " + self.text[:80].replace("\n", " ")
+        if self.text:
+            self.refused = is_refusal(self.text)
+            if self.refused:
+                return False, "refusal phrase: " + self.text[:80].replace("\n", " ")
         return True, "no refusal phrase"
 
     def json(self) -> tuple[bool, str]:
-        kind = json_requested(self.req)
+        kind = self.json_kind
         if kind is None:
             return True, "JSON not requested"
         if not self.parsed_json():
@@ -339,7 +396,7 @@ class _Run:
                                      if self.healed else "")
 
     def json_schema(self) -> tuple[bool, str]:
-        schema = request_schema(self.req)
+        schema = request_schema(self.req) if self.req.response_format else None
         if schema is None:
             return True, "no json_schema in the request"
         if not self.parsed_json():
@@ -351,10 +408,10 @@ class _Run:
 
     def tool_call(self) -> tuple[bool, str]:
         calls = self.resp.tool_calls
-        choice = self.req.tool_choice
-        required = choice == "required" or (isinstance(choice, dict) and bool(choice))
         if not calls:
-            if required and self.req.tools:
+            choice = self.req.tool_choice
+            if self.req.tools and (choice == "required" or
+                                   (isinstance(choice, dict) and bool(choice))):
                 return False, "tool_choice required a tool call and none came"
             return True, "no tool call"
         tools = {t.name: t for t in self.req.tools}
@@ -412,19 +469,40 @@ class _Run:
         return True, f"self-reported confidence {value:g} >= {threshold:g}"
 
 
+#: verifier name -> its check (each returns (ok, reason))
+_CHECKS: Final[dict[str, Callable[[_Run], tuple[bool, str]]]] = {
+    "empty": _Run.empty, "thin": _Run.thin, "truncated": _Run.truncated,
+    "refusal": _Run.refusal, "json": _Run.json, "json_schema": _Run.json_schema,
+    "tool_call": _Run.tool_call, "code_syntax": _Run.code_syntax,
+    "confidence": _Run.confidence_check,
+}
+
 def check(resp: CanonicalResponse, req: CanonicalRequest, policy: Policy, *,
           task: str, complexity: str) -> Checked:
     """Run the cell's verifiers on one answer (every one listed; unknown names are
     reported as passing with a note, so a newer profile never breaks an older router)."""
     run = _Run(resp, req, task, complexity, policy)
-    verdicts: list[Verdict] = []
+    results: list[dict[str, Any]] = []
+    all_ok = True
     for name in policy.verifiers:
-        fn = run.confidence_check if name == "confidence" else getattr(run, name, None)
-        if name not in VERIFIERS or fn is None:
-            verdicts.append(Verdict(name, True, "unknown verifier (skipped)"))
+        fn = _CHECKS.get(name)
+        if fn is None:
+            results.append({"verifier": name, "ok": True, "reason": "unknown verifier (skipped)"})
             continue
-        ok, reason = fn()
-        verdicts.append(Verdict(name, ok, reason))
-    if json_requested(req):
+        ok, reason = fn(run)
+        if not ok:
+            all_ok = False
+        results.append({"verifier": name, "ok": ok, "reason": reason})
+    if run.json_kind is not None:
         run.parsed_json()  # heal a JSON answer even when no JSON verifier is listed
-    return Checked(verdicts, run.healed_text, run.healed, run.confidence)
+    return Checked(results, run.healed_text, run.healed, run.confidence, all_ok, run.refused)
+
+
+def heal_only(resp: CanonicalResponse, req: CanonicalRequest) -> Checked:
+    """:func:`check` with no verifiers: no verdicts, a JSON answer healed."""
+    if not req.response_format or json_requested(req) is None:
+        return Checked([])
+    h = heal_json(resp.text)
+    if h.ok and h.changed:
+        return Checked([], h.text, h.steps)
+    return Checked([])

@@ -15,7 +15,7 @@ plain :class:`~interlock.runtime.providers.openai.OpenAIWire`.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Coroutine
 from typing import Any
 
 import orjson
@@ -77,12 +77,19 @@ def decode_legacy_chunk(data: str, provider: str, model: str) -> RawDelta:
 class OpenAIWireWithLegacy(OpenAIWire):
     """The openai adapter, plus legacy completions for the ``completions`` surface."""
 
-    async def send(
+    def send(
         self, req: CanonicalRequest, model: ModelEntry, provider: ProviderEntry, *,
         deadline: float,
-    ) -> CanonicalResponse:
+    ) -> Coroutine[Any, Any, CanonicalResponse]:
+        # a plain function handing back the right coroutine: no extra await layer
+        # on the chat path (every chat-completions answer comes through here)
         if req.surface != "completions":
-            return await super().send(req, model, provider, deadline=deadline)
+            return OpenAIWire.send(self, req, model, provider, deadline=deadline)
+        return self._legacy_send(req, model, provider, deadline)
+
+    async def _legacy_send(
+        self, req: CanonicalRequest, model: ModelEntry, provider: ProviderEntry, deadline: float,
+    ) -> CanonicalResponse:
         data = await self.upstream.request_json(
             "POST", join_url(provider.base_url, "/completions"), provider, model.upstream_id,
             deadline=deadline, body=orjson.dumps(legacy_body(req, model, stream=False)),

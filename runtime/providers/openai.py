@@ -98,8 +98,12 @@ def encode_message(m: Message, out: list[dict[str, Any]]) -> None:
 
 def encode_request(req: CanonicalRequest, model: ModelEntry, *, stream: bool) -> dict[str, Any]:
     """The chat-completions body for ``req`` aimed at ``model``."""
-    if req.surface == "chat" and req.raw:
-        body = {k: v for k, v in req.raw.items() if k not in ROUTER_KEYS}
+    raw = req.raw
+    if req.surface == "chat" and raw:
+        body = raw.copy()  # same keys, same order as filtering key by key
+        if not ROUTER_KEYS.isdisjoint(raw):
+            for key in ROUTER_KEYS:
+                body.pop(key, None)
     else:
         messages: list[dict[str, Any]] = []
         if req.system:
@@ -138,23 +142,31 @@ def encode_request(req: CanonicalRequest, model: ModelEntry, *, stream: bool) ->
 
 
 def decode_response(data: Any, provider: str, model: str) -> CanonicalResponse:
-    """A chat-completions JSON answer → ``CanonicalResponse``."""
-    if not isinstance(data, dict) or not isinstance(data.get("choices"), list) \
-            or not data["choices"]:
+    """A chat-completions JSON answer → ``CanonicalResponse``.
+
+    Runs once per answer: ``finish_reason`` and ``usage_of`` are inlined, and an
+    answer without tool calls or reasoning skips their work."""
+    choices = data.get("choices") if isinstance(data, dict) else None
+    if not choices or not isinstance(choices, list):
         raise UpstreamError(provider, model, "answer has no choices")
-    choice = data["choices"][0]
+    choice = choices[0]
     msg = choice.get("message") or {}
+    raw_calls = msg.get("tool_calls")
     calls = [
         ToolCall(str(tc.get("id") or f"call_{i}"), str((tc.get("function") or {}).get("name")),
                  str((tc.get("function") or {}).get("arguments") or "{}"))
-        for i, tc in enumerate(msg.get("tool_calls") or [])
-    ]
+        for i, tc in enumerate(raw_calls)
+    ] if raw_calls else []
     thinking = msg.get("reasoning_content") or msg.get("reasoning") or ""
+    reason = choice.get("finish_reason")
+    usage = data.get("usage")
     return CanonicalResponse(
         id=str(data.get("id") or ""), model=str(data.get("model") or model),
         text=msg.get("content") or "", tool_calls=calls,
-        finish_reason=finish_reason(choice.get("finish_reason")),
-        usage=usage_of(data.get("usage")),
+        finish_reason=_FINISH.get(reason, "stop") if isinstance(reason, str) else "stop",
+        usage=Usage(int(usage.get("prompt_tokens") or 0),
+                    int(usage.get("completion_tokens") or 0))
+        if isinstance(usage, dict) else None,
         thinking=thinking if isinstance(thinking, str) else "",
         created=int(data.get("created") or time.time()),
     )
@@ -259,15 +271,23 @@ class OpenAIWire:
 
     def __init__(self, upstream: Upstream) -> None:
         self.upstream = upstream
+        #: base_url → its /chat/completions URL (one per provider, built once)
+        self._chat_urls: dict[str, str] = {}
+
+    def chat_url(self, base_url: str) -> str:
+        url = self._chat_urls.get(base_url)
+        if url is None:
+            url = self._chat_urls[base_url] = join_url(base_url, "/chat/completions")
+        return url
 
     async def send(
         self, req: CanonicalRequest, model: ModelEntry, provider: ProviderEntry, *,
         deadline: float,
     ) -> CanonicalResponse:
         body = orjson.dumps(encode_request(req, model, stream=False))
+        url = self._chat_urls.get(provider.base_url) or self.chat_url(provider.base_url)
         data = await self.upstream.request_json(
-            "POST", join_url(provider.base_url, "/chat/completions"), provider,
-            model.upstream_id, deadline=deadline, body=body,
+            "POST", url, provider, model.upstream_id, deadline=deadline, body=body,
         )
         return decode_response(data, provider.name, model.upstream_id)
 
@@ -279,7 +299,7 @@ class OpenAIWire:
         parser = SSEParser()
         dec = ChunkDecoder(provider.name, model.upstream_id)
         chunks = self.upstream.stream_bytes(
-            join_url(provider.base_url, "/chat/completions"), provider, model.upstream_id,
+            self.chat_url(provider.base_url), provider, model.upstream_id,
             deadline=deadline, body=body,
         )
         async for chunk in chunks:

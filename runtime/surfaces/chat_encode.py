@@ -109,9 +109,10 @@ def encode_chat_response(resp: CanonicalResponse, *, model_name: str) -> dict[st
         "choices": [{"index": 0, "message": message, "finish_reason": resp.finish_reason,
                      "logprobs": None}],
     }
-    usage = _usage(resp.usage)
-    if usage is not None:
-        out["usage"] = usage
+    u = resp.usage  # _usage(), inlined: once per answer
+    if u is not None:
+        out["usage"] = {"prompt_tokens": u.input_tokens, "completion_tokens": u.output_tokens,
+                        "total_tokens": u.input_tokens + u.output_tokens}
     return out
 
 

@@ -93,7 +93,7 @@ class InterlockApp:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
         if kind == "http":
-            await self._http(scope, receive, send)
+            await self.http(scope, receive, send)
         elif kind == "lifespan":
             await self._lifespan(receive, send)
         # websockets are not served: returning without accepting closes them
@@ -146,25 +146,26 @@ class InterlockApp:
                     best = prefix
         return self._prefixes[best] if best is not None else None
 
-    async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
+    async def http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """One HTTP request (the gate, ``guard.py``, calls this directly)."""
         diag = Diagnostics()
         state = self.state
         table_hash = state.table_hash_header if state is not None else _NO_TABLE
-        methods = self._routes.get(scope["path"]) or self._prefixed(scope["path"])
-        shape = shape_for_path(scope["path"])
+        path = scope["path"]
+        methods = self._routes.get(path) or self._prefixed(path)
         if methods is None:
-            await _error(send, shape, diag, table_hash, 404,
-                         f"no route for {scope['method']} {scope['path']}", "unknown_url")
+            await _error(send, shape_for_path(path), diag, table_hash, 404,
+                         f"no route for {scope['method']} {path}", "unknown_url")
             return
         handler = methods.get(scope["method"])
         if handler is None:
             allowed = ", ".join(sorted(methods))
-            await _error(send, shape, diag, table_hash, 405,
-                         f"{scope['method']} is not allowed on {scope['path']} (use {allowed})",
+            await _error(send, shape_for_path(path), diag, table_hash, 405,
+                         f"{scope['method']} is not allowed on {path} (use {allowed})",
                          "method_not_allowed", [(b"allow", allowed.encode())])
             return
         if state is None:
-            await _error(send, shape, diag, table_hash, 503,
+            await _error(send, shape_for_path(path), diag, table_hash, 503,
                          "the router has no decision table loaded yet", "not_ready")
             return
         ctx = Ctx(state, scope, receive, send, scan_headers(scope), diag)
@@ -176,12 +177,13 @@ class InterlockApp:
             state.counters.errors += 1
             if ctx.started:
                 raise
-            status, body = shape.router_error(exc)
+            # the error shape is only needed here: not looked up for every request
+            status, body = shape_for_path(path).router_error(exc)
             await send_bytes(send, status, body, diagnostic_headers(diag, table_hash))
         except Exception:
             state.counters.errors += 1
             if not ctx.started:
-                await _error(send, shape, diag, table_hash, 500,
+                await _error(send, shape_for_path(path), diag, table_hash, 500,
                              "internal router error (see the server log)", "internal_error")
             raise
 

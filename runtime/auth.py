@@ -17,10 +17,10 @@ not say which key came close).  Each key may be scoped:
 * ``profiles`` - the table's profile must be one of them, else 403;
 * ``private_only`` - every request is private (as if ``X-Router-Private: true``).
 
-:class:`AuthMiddleware` answers 401 (missing or wrong key) and 403 (profile scope) in
-the error shape of the API the path belongs to, and leaves the authenticated
-:class:`Principal` in ``scope["interlock.principal"]`` for the rate limiter, the
-idempotency cache and the pipeline.  ``/healthz`` and ``/readyz`` stay open
+:func:`admit` (the gate's check, ``guard.py``) answers 401 (missing or wrong key) and
+403 (profile scope) in the error shape of the API the path belongs to, and leaves the
+authenticated :class:`Principal` in ``scope["interlock.principal"]`` for the rate
+limiter, the idempotency cache and the pipeline.  ``/healthz`` and ``/readyz`` stay open
 (orchestrator probes carry no key), and so do the static pages (``/dashboard``,
 ``/chat``, ``/ui/*``): they hold no data, and the APIs they call need the key.
 """
@@ -35,9 +35,10 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
-from interlock.runtime.asgi_types import ASGIApp, Receive, Scope, Send
+from interlock.runtime.asgi_types import Scope
 from interlock.runtime.decide import Decision
 from interlock.runtime.errors import RequestError
+from interlock.runtime.responses import Refusal
 from interlock.runtime.table import ClientKey, DecisionTable
 
 #: where the middleware leaves the authenticated principal
@@ -152,50 +153,33 @@ def presented_key(headers: Sequence[tuple[bytes, bytes]]) -> str | None:
     return api_key
 
 
-# -- the middleware ----------------------------------------------------------------------
+# -- the gate's check ---------------------------------------------------------------------
 
 
-class AuthMiddleware:
-    """401/403 before the app sees a request, when keys are configured.
+def admit(scope: Scope, ring: KeyRing, profile: str | None) -> Refusal | None:
+    """401/403 for a request without a valid key, when keys are configured, or None.
 
-    ``ring`` and ``profile`` are read per request from callables because the
-    state (built in lifespan) does not exist when the middleware is constructed.
+    An admitted request carries its :class:`Principal` in ``scope[PRINCIPAL]``
+    (and, for a ``private_only`` key, the ``x-router-private: true`` header).
     """
-
-    def __init__(
-        self, app: ASGIApp, ring: Callable[[], KeyRing | None],
-        profile: Callable[[], str | None],
-    ) -> None:
-        self.app = app
-        self._ring = ring
-        self._profile = profile
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        ring = self._ring() if scope["type"] == "http" else None
-        if (ring is None or not ring.enabled or scope["path"] in OPEN_PATHS
-                or scope["path"].startswith(OPEN_PREFIXES)):
-            await self.app(scope, receive, send)
-            return
-        principal = ring.authenticate(presented_key(scope["headers"]))
-        if principal is None:
-            from interlock.runtime.guard import refuse
-
-            await refuse(scope, send, 401, "missing or invalid API key: send it as "
-                         "'Authorization: Bearer <key>' or 'x-api-key: <key>'",
-                         "invalid_api_key", [(b"www-authenticate", b'Bearer realm="interlock"')])
-            return
-        profile = self._profile()
-        if profile is not None and not principal.allows_profile(profile):
-            from interlock.runtime.guard import refuse
-
-            await refuse(scope, send, 403, f"this API key may not use profile {profile!r}",
-                         "profile_not_allowed")
-            return
-        scope[PRINCIPAL] = principal
-        if principal.private_only:
-            # the classifier's explicit private flag: later header scans see it
-            scope["headers"] = [*scope["headers"], _PRIVATE_HEADER]
-        await self.app(scope, receive, send)
+    if not ring.enabled:
+        return None
+    path = scope["path"]
+    if path in OPEN_PATHS or path.startswith(OPEN_PREFIXES):
+        return None
+    principal = ring.authenticate(presented_key(scope["headers"]))
+    if principal is None:
+        return Refusal(401, "missing or invalid API key: send it as "
+                       "'Authorization: Bearer <key>' or 'x-api-key: <key>'",
+                       "invalid_api_key", [(b"www-authenticate", b'Bearer realm="interlock"')])
+    if profile is not None and not principal.allows_profile(profile):
+        return Refusal(403, f"this API key may not use profile {profile!r}",
+                       "profile_not_allowed")
+    scope[PRINCIPAL] = principal
+    if principal.private_only:
+        # the classifier's explicit private flag: later header scans see it
+        scope["headers"] = [*scope["headers"], _PRIVATE_HEADER]
+    return None
 
 
 # -- model scope (called by the pipeline after decide) -------------------------------------

@@ -16,6 +16,7 @@ answered by the app in the error shape of the path's API.
 from __future__ import annotations
 
 import time
+from functools import partial
 from typing import Any
 
 import orjson
@@ -38,8 +39,10 @@ __all__ = ["Ctx", "Handler", "chat_completions", "decide_for", "healthz", "model
 # -- the generating surfaces ---------------------------------------------------------
 
 
-async def chat_completions(ctx: Ctx) -> None:
-    await pipeline.serve(ctx, chat_surface.CHAT)
+#: ``POST /v1/chat/completions``: the pipeline with the chat surface.  A partial, not
+#: a coroutine that awaits ``serve``: every resumption of the request (each upstream
+#: read) would pass through that extra frame.
+chat_completions: Handler = partial(pipeline.serve, surface=chat_surface.CHAT)
 
 
 def decode_chat(body: dict[str, Any]) -> CanonicalRequest:

@@ -1,36 +1,47 @@
-"""The middleware stack around the app, composed in one place, and its refusals.
+"""The gate in front of the app: the request checks, in one place, and their refusals.
 
-:func:`secure` wraps :class:`~interlock.runtime.app.InterlockApp` (outermost first)::
+:func:`secure` wraps :class:`~interlock.runtime.app.InterlockApp` in one
+:class:`Gate`, which runs these checks in this order, each as a plain function
+call (no middleware layer, no coroutine per check)::
 
-    ShouldRetryMiddleware   every error answer carries x-should-retry (true/false)
-    HeaderLimitMiddleware   431: too many / too large header fields
-    EgressHeaderMiddleware  400: a header that names an upstream URL or key
-    AuthMiddleware          401/403: client API keys (when configured)
-    RateLimitMiddleware     429 + Retry-After: the key's token bucket is empty
-    IdempotencyMiddleware   Idempotency-Key: coalesce duplicates, 422 on reuse
-    InterlockApp            lifespan, routing, the pipeline
+    header limits    431: too many / too large header fields       limits.py
+    egress headers   400: a header that names an upstream URL or key egress.py
+    client keys      401/403 (when configured)                     auth.py
+    rate limit       429 + Retry-After: the key's bucket is empty  limits.py
+    Idempotency-Key  coalesce duplicates, 422 on reuse             idempotency.py
+    the app          routing, the pipeline                         app.py
 
-Each layer reads its settings from the app's state (built in lifespan) per
-request, so the stack is built once, before the table is loaded.  Lifespan and
-other non-HTTP messages pass straight through.
+A failed check is answered at once (:func:`refuse`) in the error shape of the
+path's API, and the request goes no further.  The settings come from the app's
+state (built in lifespan), read once per request before anything is awaited -
+the same moment every former middleware layer read them - so the gate is built
+before the table is loaded.  Lifespan and other non-HTTP messages go straight
+to the app.
 
 ``x-should-retry`` tells the OpenAI and Anthropic SDKs whether to retry: the
 router already walked its fallbacks and retried within its retry budget, so an
 error it answers is final (``false``) - except a 429 of its own rate limiter, a
 408, and a 503 while no table is loaded yet (``true``).  SDKs that honour the
-header then stop multiplying attempts during an outage.
+header then stop multiplying attempts during an outage.  The header is added
+where error answers are built: :func:`refuse` for the gate's own, and
+``responses.send_bytes`` (the one way the app sends a status >= 400) for the
+app's, through the :data:`~interlock.runtime.responses.RETRY_ADVICE` the gate
+sets per request.  A unit test checks that no other code sends an error status.
 """
 
 from __future__ import annotations
 
 from interlock.runtime.app import InterlockApp
-from interlock.runtime.asgi_types import ASGIApp, Message, RawHeaders, Receive, Scope, Send
-from interlock.runtime.auth import AuthMiddleware
-from interlock.runtime.egress import EgressHeaderMiddleware
-from interlock.runtime.idempotency import IdempotencyMiddleware
-from interlock.runtime.limits import HeaderLimitMiddleware, RateLimitMiddleware
+from interlock.runtime.asgi_types import ASGIApp, RawHeaders, Receive, Scope, Send
+from interlock.runtime.auth import admit
+from interlock.runtime.egress import header_refusal
+from interlock.runtime.idempotency import idempotency_key, serve_idempotent
+from interlock.runtime.limits import header_limit_refusal, rate_refusal
+from interlock.runtime.responses import RETRY_ADVICE, SHOULD_RETRY, Refusal, stamp_retry
+from interlock.runtime.state import RuntimeState
 
-SHOULD_RETRY = b"x-should-retry"
+__all__ = ["RETRYABLE", "SHOULD_RETRY", "Gate", "refuse", "secure"]
+
 #: statuses a client may retry as they are (the request itself was fine)
 RETRYABLE = frozenset({408, 429})
 
@@ -39,7 +50,7 @@ async def refuse(
     scope: Scope, send: Send, status: int, message: str, code: str,
     extra: RawHeaders | None = None,
 ) -> None:
-    """An error answer from a middleware, in the error shape of the path's API."""
+    """An error answer from the gate, in the error shape of the path's API."""
     from interlock.runtime.surfaces.shapes import shape_for_path
 
     status, body = shape_for_path(scope.get("path", "")).body(status, message, code=code)
@@ -47,62 +58,71 @@ async def refuse(
                            (b"content-length", str(len(body)).encode())]
     if extra:
         headers.extend(extra)
+    if status >= 400:
+        stamp_retry(status, headers)
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body, "more_body": False})
 
 
-class ShouldRetryMiddleware:
-    """Adds ``x-should-retry`` to every error answer that does not carry one."""
+def _screen(scope: Scope, state: RuntimeState | None) -> Refusal | None:
+    """The synchronous checks, in order: the first refusal, or None to go on.
 
-    def __init__(self, app: ASGIApp, ready: ReadyFn) -> None:
-        self.app = app
-        self._ready = ready
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        ready = self._ready
-
-        async def stamped(message: Message) -> None:
-            if message["type"] == "http.response.start" and message["status"] >= 400:
-                headers = list(message.get("headers", ()))
-                if not any(n.lower() == SHOULD_RETRY for n, _ in headers):
-                    status = message["status"]
-                    retry = status in RETRYABLE or (status == 503 and not ready())
-                    headers.append((SHOULD_RETRY, b"true" if retry else b"false"))
-                    message = {**message, "headers": headers}
-            await send(message)
-
-        await self.app(scope, receive, stamped)
+    Leaves the authenticated principal in the scope (``auth.admit``)."""
+    if state is not None:
+        refusal = header_limit_refusal(scope["headers"], state.limits.settings)
+        if refusal is not None:
+            return refusal
+    refusal = header_refusal(scope["headers"])
+    if refusal is not None:
+        return refusal
+    if state is None:
+        return None
+    refusal = admit(scope, state.auth, state.table.profile)
+    if refusal is not None:
+        return refusal
+    return rate_refusal(scope, state.limits.rates)
 
 
-class ReadyFn:
-    """``ready()``: True once the app has its state (a named callable for typing)."""
+class Gate:
+    """The router's ASGI entry: the checks of the module doc, then the app."""
+
+    __slots__ = ("app", "_advice")
 
     def __init__(self, app: InterlockApp) -> None:
-        self._app = app
+        self.app = app
+        # bound once: the per-request cost of the x-should-retry rule is one
+        # ContextVar.set/reset, not a closure
+        self._advice = self.should_retry
 
-    def __call__(self) -> bool:
-        return self._app.state is not None
+    def should_retry(self, status: int) -> bytes:
+        """The ``x-should-retry`` value for an error answer with ``status``."""
+        retry = status in RETRYABLE or (status == 503 and self.app.state is None)
+        return b"true" if retry else b"false"
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        app = self.app
+        if scope["type"] != "http":
+            await app(scope, receive, send)
+            return
+        token = RETRY_ADVICE.set(self._advice)
+        try:
+            state = app.state
+            refusal = _screen(scope, state)
+            if refusal is not None:
+                await refuse(scope, send, *refusal)
+                return
+            if (state is not None and state.idempotency is not None
+                    and scope["method"] == "POST"):
+                key = idempotency_key(scope["headers"])
+                if key is not None:
+                    await serve_idempotent(app.http, scope, receive, send, state.idempotency,
+                                           key, state.table.server.max_body_bytes)
+                    return
+            await app.http(scope, receive, send)
+        finally:
+            RETRY_ADVICE.reset(token)
 
 
 def secure(app: InterlockApp) -> ASGIApp:
-    """The app wrapped in the reliability and security middleware (see module doc)."""
-
-    inner: ASGIApp = IdempotencyMiddleware(
-        app,
-        lambda: app.state.idempotency if app.state is not None else None,
-        lambda: app.state.table.server.max_body_bytes if app.state is not None else 0,
-    )
-    inner = RateLimitMiddleware(
-        inner, lambda: app.state.limits.rates if app.state is not None else None)
-    inner = AuthMiddleware(
-        inner,
-        lambda: app.state.auth if app.state is not None else None,
-        lambda: app.state.table.profile if app.state is not None else None,
-    )
-    inner = EgressHeaderMiddleware(inner)
-    inner = HeaderLimitMiddleware(
-        inner, lambda: app.state.limits.settings if app.state is not None else None)
-    return ShouldRetryMiddleware(inner, ReadyFn(app))
+    """The app behind the gate (see module doc)."""
+    return Gate(app)

@@ -65,18 +65,38 @@ def _value(text: str) -> bytes:
     return text.encode("ascii", "replace")
 
 
+#: text -> header value: providers, model keys, cells and reasons repeat from request
+#: to request (they come from the table), so each is encoded once.  Bounded: past
+#: ``_VALUES_MAX`` entries new texts are encoded every time and not kept.  The empty
+#: text is seeded with ``none``; every other text encodes to a non-empty value.
+_VALUES: dict[str, bytes] = {"": b"none"}
+_VALUES_MAX = 4096
+
+
+def _cached(text: str) -> bytes:
+    value = _VALUES.get(text)
+    if value is None:
+        value = _value(text) if text else b"none"
+        if len(_VALUES) < _VALUES_MAX:
+            _VALUES[text] = value
+    return value
+
+
 def diagnostic_headers(diag: Diagnostics, table_hash: bytes) -> RawHeaders:
     """The X-Router-* headers for one response (a fresh list the caller may extend)."""
-    return [
-        (b"x-router-provider", _value(diag.provider) if diag.provider else b"none"),
-        (b"x-router-model", _value(diag.model) if diag.model else b"none"),
-        (b"x-router-cell", _value(diag.cell) if diag.cell else b"none"),
-        (b"x-router-reason", _value(diag.reason) if diag.reason else b"none"),
-        (b"x-router-attempts", str(len(diag.attempts)).encode()),
+    values = _VALUES
+    headers = [
+        (b"x-router-provider", values.get(diag.provider) or _cached(diag.provider)),
+        (b"x-router-model", values.get(diag.model) or _cached(diag.model)),
+        (b"x-router-cell", values.get(diag.cell) or _cached(diag.cell)),
+        (b"x-router-reason", values.get(diag.reason) or _cached(diag.reason)),
+        (b"x-router-attempts", b"%d" % len(diag.attempts)),
         (b"x-router-table", table_hash),
         (b"x-router-overhead-ms", b"%.3f" % diag.overhead_ms()),
-        *_intel_headers(diag),
     ]
+    if diag.request_tags or diag.response_tags or diag.escalation is not None:
+        headers.extend(_intel_headers(diag))
+    return headers
 
 
 def _intel_headers(diag: Diagnostics) -> RawHeaders:

@@ -137,8 +137,9 @@ def fingerprint(method: str, path: str, body: bytes) -> bytes:
     return h.digest()
 
 
-def _key_of(scope: Scope) -> str | None:
-    for name, value in scope["headers"]:
+def idempotency_key(headers: list[tuple[bytes, bytes]]) -> str | None:
+    """The request's ``Idempotency-Key`` (first wins), or None."""
+    for name, value in headers:
         if name == _HEADER:
             return bytes(value).decode("latin-1")
     return None
@@ -152,65 +153,56 @@ def _is_stream(body: bytes) -> bool:
     return not isinstance(data, dict) or data.get("stream") is True
 
 
-class IdempotencyMiddleware:
-    """Deduplicates ``POST`` requests that carry ``Idempotency-Key`` (see module doc)."""
+async def serve_idempotent(app: ASGIApp, scope: Scope, receive: Receive, send: Send,
+                           cache: IdempotencyCache, key: str, max_body: int) -> None:
+    """Serve a ``POST`` that carries ``Idempotency-Key: key`` (see module doc).
 
-    def __init__(self, app: ASGIApp, cache: Callable[[], IdempotencyCache | None],
-                 max_body: Callable[[], int]) -> None:
-        self.app = app
-        self._cache = cache
-        self._max_body = max_body
+    The gate (``guard.py``) calls this instead of ``app`` for such a request."""
+    from interlock.runtime.guard import refuse
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        cache = self._cache() if scope["type"] == "http" and scope["method"] == "POST" else None
-        key = _key_of(scope) if cache is not None else None
-        if cache is None or key is None:
-            await self.app(scope, receive, send)
+    if not key or len(key) > MAX_KEY_LEN or not key.isprintable():
+        await refuse(scope, send, 400, f"Idempotency-Key must be 1 to {MAX_KEY_LEN} "
+                     "printable characters", "invalid_idempotency_key")
+        return
+    try:
+        body = await read_body(receive, max_body, _content_length(scope))
+    except ClientDisconnected:
+        return
+    except RequestError as exc:
+        await refuse(scope, send, exc.status, exc.message, exc.code or "invalid_request")
+        return
+    replay = _replaying(body, receive)
+    if _is_stream(body):
+        await app(scope, replay, send)
+        return
+    principal = scope.get(PRINCIPAL)
+    ckey = (getattr(principal, "name", "-"), key)
+    fp = fingerprint(scope["method"], scope["path"], body)
+    while True:
+        verdict, entry = cache.begin(ckey, fp)
+        if verdict == "conflict" or entry is None:
+            await refuse(scope, send, 422, "this Idempotency-Key was already used with a "
+                         "different request body; use a new key for a new request",
+                         "idempotency_key_reused")
             return
-        from interlock.runtime.guard import refuse
+        if verdict == "run":
+            await _run(app, scope, replay, send, cache, ckey, entry)
+            return
+        answer = await asyncio.shield(entry.done)
+        if answer is not None:
+            cache.replays += 1
+            await _send_recorded(send, answer)
+            return
+        # the first request ended without an answer: run it ourselves
 
-        if not key or len(key) > MAX_KEY_LEN or not key.isprintable():
-            await refuse(scope, send, 400, f"Idempotency-Key must be 1 to {MAX_KEY_LEN} "
-                         "printable characters", "invalid_idempotency_key")
-            return
-        try:
-            body = await read_body(receive, self._max_body(), _content_length(scope))
-        except ClientDisconnected:
-            return
-        except RequestError as exc:
-            await refuse(scope, send, exc.status, exc.message, exc.code or "invalid_request")
-            return
-        replay = _replaying(body, receive)
-        if _is_stream(body):
-            await self.app(scope, replay, send)
-            return
-        principal = scope.get(PRINCIPAL)
-        ckey = (getattr(principal, "name", "-"), key)
-        fp = fingerprint(scope["method"], scope["path"], body)
-        while True:
-            verdict, entry = cache.begin(ckey, fp)
-            if verdict == "conflict" or entry is None:
-                await refuse(scope, send, 422, "this Idempotency-Key was already used with a "
-                             "different request body; use a new key for a new request",
-                             "idempotency_key_reused")
-                return
-            if verdict == "run":
-                await self._run(scope, replay, send, cache, ckey, entry)
-                return
-            answer = await asyncio.shield(entry.done)
-            if answer is not None:
-                cache.replays += 1
-                await _send_recorded(send, answer)
-                return
-            # the first request ended without an answer: run it ourselves
 
-    async def _run(self, scope: Scope, receive: Receive, send: Send, cache: IdempotencyCache,
-                   ckey: tuple[str, str], entry: Entry) -> None:
-        capture = _Capture(send)
-        try:
-            await self.app(scope, receive, capture)
-        finally:
-            cache.finish(ckey, entry, capture.recorded())
+async def _run(app: ASGIApp, scope: Scope, receive: Receive, send: Send,
+               cache: IdempotencyCache, ckey: tuple[str, str], entry: Entry) -> None:
+    capture = _Capture(send)
+    try:
+        await app(scope, receive, capture)
+    finally:
+        cache.finish(ckey, entry, capture.recorded())
 
 
 class _Capture:

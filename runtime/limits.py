@@ -3,10 +3,10 @@
 The body size limit (413 before the body is read) lives in ``bodies``; the
 per-request deadline in ``forward``.  Here:
 
-* :class:`HeaderLimitMiddleware` - more than ``server.limits.max_headers`` header
+* :func:`header_limit_refusal` - more than ``server.limits.max_headers`` header
   fields, or more than ``max_header_bytes`` of them in all, is a 431 before the
-  app runs;
-* :class:`RateLimiter` / :class:`RateLimitMiddleware` - a token bucket per client key
+  app runs (the gate, ``guard.py``, calls it first);
+* :class:`RateLimiter` / :func:`rate_refusal` - a token bucket per client key
   (``rpm`` per minute, ``burst`` deep, default ``rpm``); an empty bucket is a 429
   with ``Retry-After`` (whole seconds, rounded up) in the client's error shape;
 * :class:`ProviderSlots` - ``max_concurrency`` upstream requests per provider at
@@ -23,10 +23,12 @@ import math
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from itertools import chain
 
-from interlock.runtime.asgi_types import ASGIApp, Receive, Scope, Send
+from interlock.runtime.asgi_types import Scope
 from interlock.runtime.auth import PRINCIPAL, Principal
 from interlock.runtime.errors import UpstreamConnectError
+from interlock.runtime.responses import Refusal
 from interlock.runtime.table import DecisionTable, LimitDefaults, ProviderEntry
 
 Clock = Callable[[], float]
@@ -39,35 +41,26 @@ def headers_too_large(
     headers: list[tuple[bytes, bytes]], limits: LimitDefaults
 ) -> str | None:
     """Why the request's headers exceed the limits, or None."""
-    if len(headers) > limits.max_headers:
-        return (f"too many request header fields ({len(headers)}; "
+    count = len(headers)
+    if count > limits.max_headers:
+        return (f"too many request header fields ({count}; "
                 f"the limit is {limits.max_headers})")
-    size = 0
-    for name, value in headers:
-        size += len(name) + len(value) + 4  # ": " and CRLF, as on the wire
+    # name + value per field, plus ": " and CRLF as on the wire (summed in C)
+    size = sum(map(len, chain.from_iterable(headers))) + 4 * count
     if size > limits.max_header_bytes:
         return (f"request header fields are too large ({size} bytes; "
                 f"the limit is {limits.max_header_bytes})")
     return None
 
 
-class HeaderLimitMiddleware:
-    """431 for a request whose header fields are too many or too large."""
-
-    def __init__(self, app: ASGIApp, limits: Callable[[], LimitDefaults | None]) -> None:
-        self.app = app
-        self._limits = limits
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        limits = self._limits() if scope["type"] == "http" else None
-        if limits is not None:
-            why = headers_too_large(scope["headers"], limits)
-            if why is not None:
-                from interlock.runtime.guard import refuse
-
-                await refuse(scope, send, 431, why, "request_header_fields_too_large")
-                return
-        await self.app(scope, receive, send)
+def header_limit_refusal(
+    headers: list[tuple[bytes, bytes]], limits: LimitDefaults
+) -> Refusal | None:
+    """The gate's 431 for header fields that are too many or too large, or None."""
+    why = headers_too_large(headers, limits)
+    if why is None:
+        return None
+    return Refusal(431, why, "request_header_fields_too_large")
 
 
 # -- rate limits ---------------------------------------------------------------------------
@@ -112,29 +105,20 @@ class RateLimiter:
         return bucket.take(now)
 
 
-class RateLimitMiddleware:
-    """429 with ``Retry-After`` once a key has used up its bucket."""
-
-    def __init__(self, app: ASGIApp, limiter: Callable[[], RateLimiter | None]) -> None:
-        self.app = app
-        self._limiter = limiter
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        principal = scope.get(PRINCIPAL) if scope["type"] == "http" else None
-        limiter = self._limiter() if principal is not None else None
-        if limiter is not None and isinstance(principal, Principal):
-            wait = limiter.check(principal)
-            if wait > 0.0:
-                from interlock.runtime.guard import refuse
-
-                seconds = max(1, math.ceil(wait))
-                await refuse(scope, send, 429,
-                             f"rate limit of {principal.rpm} requests per minute reached for "
-                             f"API key {principal.name!r}; retry in {seconds}s",
-                             "rate_limit_exceeded",
-                             [(b"retry-after", str(seconds).encode())])
-                return
-        await self.app(scope, receive, send)
+def rate_refusal(scope: Scope, limiter: RateLimiter) -> Refusal | None:
+    """The gate's 429 (with ``Retry-After``) once the client key's bucket is empty."""
+    principal = scope.get(PRINCIPAL)
+    if principal is None or not isinstance(principal, Principal) or principal.rpm is None:
+        return None  # no key, or a key without a rate: RateLimiter.check is 0.0
+    wait = limiter.check(principal)
+    if wait <= 0.0:
+        return None
+    seconds = max(1, math.ceil(wait))
+    return Refusal(429,
+                   f"rate limit of {principal.rpm} requests per minute reached for "
+                   f"API key {principal.name!r}; retry in {seconds}s",
+                   "rate_limit_exceeded",
+                   [(b"retry-after", str(seconds).encode())])
 
 
 # -- provider concurrency ------------------------------------------------------------------
@@ -197,7 +181,7 @@ class ProviderSlots:
 
 
 class Limits:
-    """``state.limits``: what the limit middlewares and the forwarder consult."""
+    """``state.limits``: what the gate's limit checks and the forwarder consult."""
 
     def __init__(self, table: DecisionTable, clock: Clock = time.monotonic) -> None:
         self.settings = table.server.limits

@@ -5,11 +5,20 @@ Every error the router itself produces has the body
 parse into their exception types); NoCandidateError adds ``attempts`` inside
 ``error`` so that a client sees what was tried.  An upstream's own non-retryable
 error is not rebuilt: its body and status go back as they came (see app).
+
+``x-should-retry`` on error answers: the gate (``interlock.runtime.guard``) sets
+:data:`RETRY_ADVICE` for each request it admits, and :func:`send_bytes` - the one
+way the app sends an answer with a status of 400 or more - appends the header
+there.  Stamping where the answer is built replaces a ``send`` wrapper around
+every request (a closure and an extra await per message).  An app called without
+the gate (some tests) sets no advice and answers without the header, as before.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from contextvars import ContextVar
+from typing import Any, NamedTuple
 
 import orjson
 from interlock.runtime.asgi_types import RawHeaders, Send
@@ -31,6 +40,31 @@ _TYPES = {
 }
 
 
+SHOULD_RETRY = b"x-should-retry"
+
+#: ``status -> b"true" | b"false"``: the gate's x-should-retry rule, set (in the
+#: request's task context) for every request the gate admits; None without a gate
+RETRY_ADVICE: ContextVar[Callable[[int], bytes] | None] = ContextVar(
+    "interlock_retry_advice", default=None)
+
+
+class Refusal(NamedTuple):
+    """A request the gate turns away: the error answer, before the app runs."""
+
+    status: int
+    message: str
+    code: str
+    headers: RawHeaders | None = None
+
+
+def stamp_retry(status: int, headers: RawHeaders) -> None:
+    """Append ``x-should-retry`` to an error answer's ``headers`` (under the gate,
+    when the answer does not carry one yet)."""
+    advice = RETRY_ADVICE.get()
+    if advice is not None and not any(n.lower() == SHOULD_RETRY for n, _ in headers):
+        headers.append((SHOULD_RETRY, advice(status)))
+
+
 async def send_bytes(
     send: Send,
     status: int,
@@ -40,7 +74,9 @@ async def send_bytes(
 ) -> None:
     """One complete response: start (with ``headers``) and a single body message."""
     headers.append((b"content-type", content_type))
-    headers.append((b"content-length", str(len(body)).encode()))
+    headers.append((b"content-length", b"%d" % len(body)))
+    if status >= 400:
+        stamp_retry(status, headers)
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body, "more_body": False})
 

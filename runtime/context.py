@@ -52,14 +52,18 @@ def answered(ctx: Ctx, key: str, provider: str, locality: str) -> None:
     diag = ctx.diag
     diag.provider = provider
     diag.model = key
-    tried = sum(1 for a in diag.attempts if a.outcome != "skipped")
-    if tried > 1:
-        ctx.state.counters.fallbacks += 1
-        diag.reason = f"{diag.reason}; fallback after {tried - 1} failed attempt(s)"
+    counters = ctx.state.counters
+    attempts = diag.attempts
+    # the common case is one attempt: no fallback possible, nothing to count
+    if len(attempts) > 1:
+        tried = sum(1 for a in attempts if a.outcome != "skipped")
+        if tried > 1:
+            counters.fallbacks += 1
+            diag.reason = f"{diag.reason}; fallback after {tried - 1} failed attempt(s)"
     if locality == "local":
-        ctx.state.counters.local += 1
+        counters.local += 1
     else:
-        ctx.state.counters.cloud += 1
+        counters.cloud += 1
 
 
 async def upstream_error(ctx: Ctx, exc: UpstreamHTTPError,

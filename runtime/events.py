@@ -49,11 +49,10 @@ class EventBus:
         self._seq = 0
         self._wake: asyncio.Future[None] | None = None
         self._subscribers = 0
-
-    @property
-    def listening(self) -> bool:
-        """True when someone subscribed: emitters skip building events otherwise."""
-        return self._subscribers > 0
+        #: True when someone subscribed: emitters skip building events otherwise.
+        #: A plain attribute, kept in step by subscribe/unsubscribe: every request
+        #: reads it several times, and a property call costs more than the read.
+        self.listening = False
 
     @property
     def seq(self) -> int:
@@ -76,6 +75,7 @@ class EventBus:
         ``replay`` recent ones still in the buffer."""
         start = max(self._seq - max(0, replay), self._ring[0][0] - 1 if self._ring else 0)
         self._subscribers += 1
+        self.listening = True
         return Subscription(self, start)
 
     async def _changed(self) -> None:
@@ -85,6 +85,7 @@ class EventBus:
 
     def _unsubscribe(self) -> None:
         self._subscribers -= 1
+        self.listening = self._subscribers > 0
 
     def _after(self, pos: int) -> tuple[list[Event], int, int]:
         """Events newer than ``pos``, the new position and how many were lost."""

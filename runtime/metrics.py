@@ -40,7 +40,7 @@ import functools
 import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import orjson
 from prometheus_client import CollectorRegistry, generate_latest
@@ -123,75 +123,137 @@ def _observe(totals: Totals, family: Family, value: float, **labels: str) -> Non
     _add(totals, _key(family.name + "_count", **labels), 1.0)
 
 
-#: (family, labels) -> [observations per bucket slot (last: +Inf only), sum]
-_Hists = dict[tuple[Family, tuple[tuple[str, str], ...]], list[float]]
-
-
-def _tally(hist: _Hists, family: Family, value: float,
-           labels: tuple[tuple[str, str], ...]) -> None:
-    """Count one observation (the batch's keys are built once, in ``_spill``)."""
-    acc = hist.get((family, labels))
-    if acc is None:
-        acc = hist[(family, labels)] = [0.0] * (len(family.buckets) + 2)
-    acc[bisect.bisect_left(family.buckets, value)] += 1.0  # first bucket with value <= le
-    acc[-1] += value
-
-
-def _spill(totals: Totals, family: Family, labels: tuple[tuple[str, str], ...],
-           acc: list[float]) -> None:
-    """The same deltas ``_observe`` gives, once per (family, labels) of a batch."""
-    cumulative = 0.0
-    for le, n in zip(family.buckets, acc, strict=False):
-        cumulative += n
-        if cumulative:
-            _add(totals, _key_of(family.name + "_bucket", (("le", _le(le)), *labels)),
-                 cumulative)
-    count = cumulative + acc[-2]
-    _add(totals, _key_of(family.name + "_bucket", (("le", "+Inf"), *labels)), count)
-    _add(totals, _key_of(family.name + "_sum", labels), acc[-1])
-    _add(totals, _key_of(family.name + "_count", labels), count)
-
-
 def _le(value: float) -> str:
     return repr(float(value))
 
 
+# How totals_for stays cheap (issue 6: it runs per record on the writer thread,
+# holding the GIL): a record only adds to a dict keyed by its *raw* label values,
+# tagged with a small int for the family; the stored keys (name, labels as JSON)
+# are made once per distinct label set of the batch, from caches.  Per key, the
+# values are still added in batch order, so the sums are the same floats as
+# when every record added to the stored key directly (``_observe``).
+
+#: the counters whose raw keys totals_for collects: (name, label names), by tag
+_COUNTED: Final = (
+    ("interlock_requests", ("surface", "cell", "locality", "status")),
+    ("interlock_upstream_attempts", ("provider", "model", "outcome")),
+    ("interlock_tokens", ("direction", "locality")),
+    ("interlock_cost_usd", ("provider",)),
+    ("interlock_baseline_cost_usd", ()),
+    ("interlock_savings_usd", ()),
+    ("interlock_fallbacks", ("cell",)),
+    ("interlock_escalations", ("cell",)),
+)
+_REQUESTS, _ATTEMPTS, _TOKENS, _COST, _BASELINE, _SAVINGS, _FALLBACKS, _ESCALATIONS = range(8)
+_BASELINE_RAW: Final = (_BASELINE,)
+_SAVINGS_RAW: Final = (_SAVINGS,)
+#: the histograms' raw keys start with their index in HISTOGRAMS
+_DURATION, _TTFT, _OVERHEAD = range(3)
+_OVERHEAD_RAW: Final = (_OVERHEAD,)
+
+#: a histogram series' stored keys: one per finite bucket, then +Inf, _sum, _count
+_SeriesKeys = tuple[tuple[tuple[str, str], ...], tuple[str, str], tuple[str, str],
+                    tuple[str, str]]
+
+
+@functools.lru_cache(maxsize=4096)
+def _counter_key(raw: tuple[Any, ...]) -> tuple[str, str]:
+    """The stored key of a raw counter key ``(tag, *label values)``."""
+    name, labels = _COUNTED[raw[0]]
+    return _key_of(name, tuple(zip(labels, map(str, raw[1:]), strict=True)))
+
+
+@functools.lru_cache(maxsize=1024)
+def _series_keys(raw: tuple[Any, ...]) -> _SeriesKeys:
+    """The stored keys of a raw histogram key ``(index, *label values)``."""
+    family = HISTOGRAMS[raw[0]]
+    labels = tuple(zip(family.labels, map(str, raw[1:]), strict=True))
+    bucket = family.name + "_bucket"
+    return (tuple(_key_of(bucket, (("le", _le(le)), *labels)) for le in family.buckets),
+            _key_of(bucket, (("le", "+Inf"), *labels)),
+            _key_of(family.name + "_sum", labels), _key_of(family.name + "_count", labels))
+
+
 def totals_for(batch: Sequence[RequestRecord], *, dropped: int = 0) -> Totals:
     """The counter and histogram deltas of one batch of records (writer thread)."""
-    t: Totals = {}
-    hist: _Hists = {}
-    dur, ttft, over = HISTOGRAMS
+    counts: dict[tuple[Any, ...], float] = {}
+    count = counts.get
+    #: raw key -> [observations per bucket slot (last but one: +Inf only), sum]
+    hist: dict[tuple[Any, ...], list[float]] = {}
+    series = hist.get
+    bisect_left = bisect.bisect_left
     for r in batch:
         loc = r.locality or "none"
         cell = r.cell or "none"
-        _add(t, _key("interlock_requests", surface=r.surface, cell=cell, locality=loc,
-                     status=str(r.status)), 1.0)
+        k: tuple[Any, ...] = (_REQUESTS, r.surface, cell, loc, r.status)
+        counts[k] = count(k, 0.0) + 1.0
         for a in r.attempts:
-            _add(t, _key("interlock_upstream_attempts", provider=str(a["provider"]),
-                         model=str(a["model"]), outcome=str(a["outcome"])), 1.0)
+            k = (_ATTEMPTS, a["provider"], a["model"], a["outcome"])
+            counts[k] = count(k, 0.0) + 1.0
         if r.tokens_in:
-            _add(t, _key("interlock_tokens", direction="input", locality=loc), r.tokens_in)
+            k = (_TOKENS, "input", loc)
+            counts[k] = count(k, 0.0) + r.tokens_in
         if r.tokens_out:
-            _add(t, _key("interlock_tokens", direction="output", locality=loc), r.tokens_out)
+            k = (_TOKENS, "output", loc)
+            counts[k] = count(k, 0.0) + r.tokens_out
         if r.provider and r.cost_usd:
-            _add(t, _key("interlock_cost_usd", provider=r.provider), r.cost_usd)
+            k = (_COST, r.provider)
+            counts[k] = count(k, 0.0) + r.cost_usd
         if r.baseline_usd:
-            _add(t, _key("interlock_baseline_cost_usd"), r.baseline_usd)
+            counts[_BASELINE_RAW] = count(_BASELINE_RAW, 0.0) + r.baseline_usd
         if r.saved_usd:
-            _add(t, _key("interlock_savings_usd"), r.saved_usd)
+            counts[_SAVINGS_RAW] = count(_SAVINGS_RAW, 0.0) + r.saved_usd
         if r.fallback:
-            _add(t, _key("interlock_fallbacks", cell=cell), 1.0)
+            k = (_FALLBACKS, cell)
+            counts[k] = count(k, 0.0) + 1.0
         if r.escalated:
-            _add(t, _key("interlock_escalations", cell=cell), 1.0)
-        _tally(hist, dur, r.latency_ms / 1000.0, (("surface", r.surface), ("locality", loc)))
+            k = (_ESCALATIONS, cell)
+            counts[k] = count(k, 0.0) + 1.0
+        # histograms: one count in the slot of the first bucket with value <= le
+        value = r.latency_ms / 1000.0
+        k = (_DURATION, r.surface, loc)
+        acc = series(k)
+        if acc is None:
+            acc = hist[k] = [0.0] * (len(DURATION_BUCKETS) + 2)
+        acc[bisect_left(DURATION_BUCKETS, value)] += 1.0
+        acc[-1] += value
         if r.ttft_ms is not None:
-            _tally(hist, ttft, r.ttft_ms / 1000.0, (("locality", loc),))
-        _tally(hist, over, r.overhead_ms / 1000.0, ())
-    for (family, labels), acc in hist.items():
-        _spill(t, family, labels, acc)
+            value = r.ttft_ms / 1000.0
+            k = (_TTFT, loc)
+            acc = series(k)
+            if acc is None:
+                acc = hist[k] = [0.0] * (len(TTFT_BUCKETS) + 2)
+            acc[bisect_left(TTFT_BUCKETS, value)] += 1.0
+            acc[-1] += value
+        value = r.overhead_ms / 1000.0
+        acc = series(_OVERHEAD_RAW)
+        if acc is None:
+            acc = hist[_OVERHEAD_RAW] = [0.0] * (len(OVERHEAD_BUCKETS) + 2)
+        acc[bisect_left(OVERHEAD_BUCKETS, value)] += 1.0
+        acc[-1] += value
+    t: Totals = {}
+    for raw, delta in counts.items():
+        _add(t, _counter_key(raw), delta)
+    for raw, acc in hist.items():
+        _spill(t, _series_keys(raw), acc)
     if dropped:
         _add(t, _key("interlock_recorder_dropped_records"), float(dropped))
     return t
+
+
+def _spill(totals: Totals, keys: _SeriesKeys, acc: list[float]) -> None:
+    """The same deltas ``_observe`` gives, once per histogram series of a batch."""
+    buckets, inf, sum_key, count_key = keys
+    cumulative = 0.0
+    for key, n in zip(buckets, acc, strict=False):
+        cumulative += n
+        if cumulative:
+            _add(totals, key, cumulative)
+    count = cumulative + acc[-2]
+    _add(totals, inf, count)
+    _add(totals, sum_key, acc[-1])
+    _add(totals, count_key, count)
 
 
 class StoreCollector(Collector):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
 import time
@@ -39,6 +40,19 @@ def rss_tree_kb(pid: int) -> int:
         except OSError:
             continue
     return total
+
+
+def cpu_tree_s(pid: int) -> float:
+    """CPU seconds (user + system) used so far by a process and its live descendants."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for p in [pid, *_children(pid)]:
+        try:
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14, 15)
+    return total / tick
 
 
 def micro_decision(lock: Path) -> dict[str, float]:

@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import aiohttp
-from measure import micro_decision, rss_tree_kb, wait_port
+from measure import cpu_tree_s, micro_decision, rss_tree_kb, wait_port
 
 ROOT = Path(__file__).resolve().parent.parent
 BENCH = ROOT / "bench"
@@ -61,6 +61,8 @@ class Figures:
     ttfb_ms: float = 0.0
     stream_total_ms: float = 0.0
     peak_rss_mb: float = 0.0
+    #: CPU time (user + system, the whole process tree) per request at 32 connections
+    cpu_us_32: float = 0.0
     errors: int = 0
     notes: list[str] = field(default_factory=list)
 
@@ -108,6 +110,13 @@ def granian(target: str, port: int, workers: int = 1) -> list[str]:
 
 def wrk(url: str, body: str, conns: int, seconds: int) -> tuple[float, float, float, int]:
     """(requests/s, p50 ms, p99 ms, non-2xx+socket errors) from one wrk run."""
+    rps, p50, p99, errors, _n = wrk_run(url, body, conns, seconds)
+    return rps, p50, p99, errors
+
+
+def wrk_run(url: str, body: str, conns: int, seconds: int
+            ) -> tuple[float, float, float, int, int]:
+    """``wrk`` plus the number of requests it completed."""
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as lua:
         lua.write('wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\n')
         lua.write(f'wrk.headers["Authorization"] = "Bearer {BENCH_KEY}"\n')
@@ -126,7 +135,8 @@ def wrk(url: str, body: str, conns: int, seconds: int) -> tuple[float, float, fl
         errors += int(m.group(1))
     if m := re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out):
         errors += sum(int(x) for x in m.groups())
-    return rps, _ms(pct["50"]), _ms(pct["99"]), errors
+    done = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
+    return rps, _ms(pct["50"]), _ms(pct["99"]), errors, done
 
 
 def _ms(text: str) -> float:
@@ -156,7 +166,10 @@ async def _stream_timings(url: str, n: int) -> tuple[float, float]:
 def measure(fig: Figures, url: str, proc: Proc | None, seconds: int) -> Figures:
     wrk(url, CHAT, 4, 2)  # warm-up: connections, caches, lazy imports
     fig.rps_1, fig.p50_1_ms, fig.p99_1_ms, e1 = wrk(url, CHAT, 1, seconds)
-    fig.rps_32, fig.p50_32_ms, fig.p99_32_ms, e32 = wrk(url, CHAT, 32, seconds)
+    cpu0 = cpu_tree_s(proc.proc.pid) if proc is not None else 0.0
+    fig.rps_32, fig.p50_32_ms, fig.p99_32_ms, e32, done = wrk_run(url, CHAT, 32, seconds)
+    if proc is not None and done:
+        fig.cpu_us_32 = (cpu_tree_s(proc.proc.pid) - cpu0) / done * 1e6
     fig.errors = e1 + e32
     fig.ttfb_ms, fig.stream_total_ms = asyncio.run(_stream_timings(url, 30))
     if proc is not None:
@@ -299,19 +312,20 @@ def write_results(results: list[Figures], micro: dict[str, float], soak: str, se
         "streams: 30 sequential requests of 200 chunks, medians",
         "",
         "| target | req/s @1 | req/s @32 | p50 @1 | p99 @1 | p50 @32 | p99 @32 | added p50 @1 "
-        "| stream TTFB | stream total | peak RSS | errors |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| stream TTFB | stream total | peak RSS | CPU/req @32 | errors |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for f in results:
         if f.notes:
-            lines.append(f"| {f.name} | " + " | ".join(["-"] * 10) + f" | {'; '.join(f.notes)} |")
+            lines.append(f"| {f.name} | " + " | ".join(["-"] * 11) + f" | {'; '.join(f.notes)} |")
             continue
         added = f.p50_1_ms - direct.p50_1_ms
         lines.append(
             f"| {f.name} | {f.rps_1:,.0f} | {f.rps_32:,.0f} | {f.p50_1_ms:.2f} ms | "
             f"{f.p99_1_ms:.2f} ms | {f.p50_32_ms:.2f} ms | {f.p99_32_ms:.2f} ms | "
             f"{added:+.2f} ms | {f.ttfb_ms:.2f} ms | {f.stream_total_ms:.2f} ms | "
-            f"{f.peak_rss_mb:.0f} MB | {f.errors} |"
+            f"{f.peak_rss_mb:.0f} MB | "
+            f"{f'{f.cpu_us_32:.0f} µs' if f.cpu_us_32 else '-'} | {f.errors} |"
         )
     il = by.get("interlock balanced (1 worker)")
     fl = by.get("floor proxy (aiohttp, 1 worker)")

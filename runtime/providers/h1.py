@@ -204,29 +204,29 @@ class _Conn(asyncio.Protocol):
                 if len(buf) > MAX_HEAD:
                     raise ProtocolError("response head too large")
                 return False
-            lines = bytes(buf[:end]).split(_CRLF)
+            # one decode of the whole head; latin-1 maps every byte, so nothing fails here
+            lines = buf[:end].decode("latin-1").split("\r\n")
             status_line = lines[0]
-            if not status_line.startswith(b"HTTP/1."):
+            if not status_line.startswith("HTTP/1."):
                 raise ProtocolError(f"not an HTTP/1.x answer: {status_line[:40]!r}")
-            try:
-                status = int(status_line[9:12])
-            except ValueError:
-                raise ProtocolError(f"bad status line: {status_line[:40]!r}") from None
+            code = status_line[9:12]
+            if not (code.isdigit() and code.isascii()):
+                raise ProtocolError(f"bad status line: {status_line[:40]!r}")
+            status = int(code)
             if 100 <= status < 200 and status != 101:
                 del buf[:end + 4]  # an interim answer (100 Continue): the real one follows
                 continue
             headers: dict[str, str] = {}
             for line in lines[1:]:
-                name, sep, value = line.partition(b":")
+                name, sep, value = line.partition(":")
                 if not sep:
                     raise ProtocolError("malformed header line")
-                headers[name.strip().lower().decode("latin-1")] = \
-                    value.strip().decode("latin-1")
+                headers[name.strip().lower()] = value.strip()
             break
         self._status = status
         self._headers = headers
         self._body_at = end + 4
-        http10 = status_line.startswith(b"HTTP/1.0")
+        http10 = status_line.startswith("HTTP/1.0")
         conn = headers.get("connection", "").lower()
         self._keep = ("close" not in conn) and (not http10 or "keep-alive" in conn)
         if self._no_body or status in (204, 304):

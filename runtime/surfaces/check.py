@@ -3,10 +3,13 @@ the field (``param``) the way OpenAI's API does.  Shared by every surface."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Final
 
 from interlock.runtime.canonical import Part
 from interlock.runtime.errors import RequestError
+
+_INT64_MIN: Final = -(2**63)
+_INT64_MAX: Final = 2**63 - 1
 
 
 def bad(param: str, message: str, *, code: str = "invalid_type") -> RequestError:
@@ -40,6 +43,10 @@ def opt_int(
         value = int(value)
     if isinstance(value, bool) or not isinstance(value, int):
         raise bad(name, f"'{name}' must be an integer")
+    if not _INT64_MIN <= value <= _INT64_MAX:
+        # a huge JSON integer parses as a float that is_integer(); it could never be
+        # re-encoded for an upstream (orjson refuses integers beyond 64 bits)
+        raise bad(name, f"'{name}' is out of range (a 64-bit integer)", code="invalid_value")
     if minimum is not None and value < minimum:
         raise bad(name, f"'{name}' must be at least {minimum} (got {value})",
                   code="invalid_value")

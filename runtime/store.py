@@ -203,7 +203,7 @@ class Store:
         jsonl: str | Path | None = None,
         retention_days: float | None = None,
         max_rows: int | None = None,
-        batch_size: int = 256,
+        batch_size: int = 32,
         flush_interval_s: float = 0.25,
         queue_size: int = 10_000,
         retention_interval_s: float = 300.0,
@@ -213,10 +213,11 @@ class Store:
         self.jsonl = Path(jsonl) if jsonl else None
         self.retention_days = retention_days
         self.max_rows = max_rows
-        # big transactions, short GIL holds (issue 6): a commit per 256 records costs
-        # the writer far less per record than one per 32, but building records holds
-        # the GIL - 256 at once stalled the event loop for milliseconds (p99 at 1
-        # connection 6 ms vs 3 ms with 32) - so _write yields it every BUILD_CHUNK
+        # short transactions (issue 6): 256-record transactions cost the writer less
+        # per record, but the sqlite3 module takes the GIL back for every row it binds,
+        # so a long transaction keeps the event loop waiting: with 256 the p99 at 1
+        # connection was 3.3-3.5 ms against 1.8 ms with 32, and the throughput at 32
+        # connections was the same within the noise (5,100-6,400 req/s both ways)
         self.batch_size = max(1, batch_size)
         self.flush_interval_s = flush_interval_s
         self.queue_size = max(1, queue_size)

@@ -42,6 +42,7 @@ from interlock.runtime.verify import (
     ask_confidence,
     check,
     heal_only,
+    parse_confidence,
     response_tags,
     wants_confidence,
 )
@@ -140,6 +141,8 @@ async def with_verification(up: Upstreams, call: Call, run: Run) -> Answer:
     answer = await run(up, call)
     # subject(spec, answer.model), spec.active being known
     if answer.model.locality != "local" and spec.policy.only_from_local:
+        if spec.confidence:  # prepare() asked for the line; the client never sees it
+            answer.response.text = parse_confidence(answer.response.text)[1]
         checked = heal_only(answer.response, call.req)
         checked.apply(answer.response)  # heal JSON: no verdicts
         finish(call, answer, checked)

@@ -279,6 +279,17 @@ def test_a_cloud_answer_is_not_verified_when_only_from_local(world: World) -> No
     assert calls(world.loc) == 1 and calls(world.cloud) == 1
 
 
+def test_an_unverified_cloud_answer_loses_the_confidence_line_it_was_asked_for(
+        world: World) -> None:
+    world.loc.push(Behaviour(status=503))
+    world.cloud.push(Behaviour(text="Paris.\nconfidence: 0.9"))
+    resp = post(world)
+    assert resp.headers["x-router-model"] == "cloud/m-c"
+    sent = world.cloud.bodies("/v1/chat/completions")[0]
+    assert "confidence: 0.x" in sent["messages"][0]["content"]  # asked, as of every model
+    assert content(resp) == "Paris."  # ... but never shown to the client
+
+
 def test_escalation_target_down_returns_the_first_answer(world: World) -> None:
     world.loc.push(Behaviour(text="", finish_reason="length"))
     world.cloud.push(Behaviour(status=500))

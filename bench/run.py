@@ -10,8 +10,10 @@ It starts a zero-delay fake upstream (bench/upstream.py) and drives the same wrk
 load, one target after another, through (a) the upstream directly, (b) the floor
 pass-through proxy (bench/floor.py), (c) interlock with the balanced profile and
 (d) the LiteLLM proxy (installed by this script into bench/.venv-litellm), each on
-one worker, then interlock with one worker per core.  Every process it starts is
-stopped at the end; all traffic stays on 127.0.0.1.
+one worker, then interlock with one worker per core.  Last, (f) the floor, interlock
+and LiteLLM run side by side and take the 32-connection load in turn for ``--rounds``
+rounds, for ratios that rest on more than one sample each.  Every process it starts
+is stopped at the end; all traffic stays on 127.0.0.1.
 """
 
 from __future__ import annotations
@@ -23,10 +25,12 @@ import os
 import platform
 import re
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -210,6 +214,9 @@ def main() -> int:
     ap.add_argument("--seconds", type=int, default=None)
     ap.add_argument("--soak-requests", type=int, default=100_000,
                     help="requests in the memory-flatness run (0 to skip)")
+    ap.add_argument("--rounds", type=int, default=3,
+                    help="interleaved rounds of the 32-connection throughput phase for the "
+                         "ratios (0 to skip)")
     args = ap.parse_args()
     secs = args.seconds or (5 if args.quick else 15)
     if shutil.which("wrk") is None:
@@ -222,6 +229,7 @@ def main() -> int:
     procs: list[Proc] = []
     results: list[Figures] = []
     soak = ""
+    rounds: dict[str, list[float]] = {}
 
     def start(p: Proc) -> Proc:
         procs.append(p)
@@ -271,13 +279,45 @@ def main() -> int:
         results.append(measure(Figures(f"interlock balanced ({cores} workers)"),
                                f"http://127.0.0.1:{PORT_ILN}{chat}", iln, secs))
         iln.stop()
+        if args.rounds:
+            print(f"(f) {args.rounds} interleaved rounds at 32 connections", flush=True)
+            rounds = interleaved(tmp, lock, args, secs, start)
     finally:
         for p in procs:
             p.stop()
     micro = micro_decision(lock)
-    write_results(results, micro, soak, secs, " ".join(sys.argv[1:]))
+    write_results(results, micro, soak, secs, " ".join(sys.argv[1:]), rounds)
     print((BENCH / "RESULTS.md").read_text())
     return 0
+
+
+def interleaved(tmp: Path, lock: Path, args: argparse.Namespace, secs: int,
+                start: Callable[[Proc], Proc]) -> dict[str, list[float]]:
+    """req/s at 32 connections of the floor, interlock and LiteLLM, taken in turn for
+    ``args.rounds`` rounds with all three running: on a shared 2-core machine a single
+    phase per target moves by +-15%, and the ratios deserve more than one sample."""
+    chat = "/v1/chat/completions"
+    urls = {"floor": f"http://127.0.0.1:{PORT_FLOOR}{chat}",
+            "interlock": f"http://127.0.0.1:{PORT_IL}{chat}"}
+    start(Proc("floor-r", granian("bench.floor:app", PORT_FLOOR), PORT_FLOOR,
+               env={"BENCH_UPSTREAM": f"http://127.0.0.1:{PORT_UP}"}))
+    start(Proc("interlock-r", [str(Path(PY).parent / "router"), "start", "--table", str(lock),
+                               "--port", str(PORT_IL), "--workers", "1"], PORT_IL))
+    exe = None if args.no_litellm else litellm_env()
+    if exe is not None:
+        start(Proc("litellm-r", [str(exe), "--config", str(litellm_config(tmp)),
+                                 "--port", str(PORT_LITELLM), "--num_workers", "1"],
+                   PORT_LITELLM, env={"LITELLM_MASTER_KEY": BENCH_KEY,
+                                      "LITELLM_LOCAL_MODEL_COST_MAP": "True",
+                                      "LITELLM_TELEMETRY": "False", "LITELLM_LOG": "ERROR"}))
+        urls["litellm"] = f"http://127.0.0.1:{PORT_LITELLM}{chat}"
+    for url in urls.values():
+        wrk(url, CHAT, 4, 2)  # warm-up
+    out: dict[str, list[float]] = {k: [] for k in urls}
+    for _ in range(args.rounds):
+        for name, url in urls.items():
+            out[name].append(wrk(url, CHAT, 32, secs)[0])
+    return out
 
 
 def soak_run(proc: Proc, url: str, n: int) -> str:
@@ -297,7 +337,7 @@ def soak_run(proc: Proc, url: str, n: int) -> str:
 
 
 def write_results(results: list[Figures], micro: dict[str, float], soak: str, secs: int,
-                  argv: str) -> None:
+                  argv: str, rounds: dict[str, list[float]] | None = None) -> None:
     direct = results[0]
     by = {f.name: f for f in results}
     lines = [
@@ -335,6 +375,27 @@ def write_results(results: list[Figures], micro: dict[str, float], soak: str, se
         lines.append(f"- interlock / floor: {il.rps_32 / fl.rps_32:.2f} (target ≥ 0.70)")
     if il and lt and lt.rps_32:
         lines.append(f"- interlock / LiteLLM: {il.rps_32 / lt.rps_32:.1f}× (target ≥ 40×)")
+    if rounds and rounds.get("floor") and rounds.get("interlock"):
+        n = len(rounds["interlock"])
+        lines += ["", f"### Ratios over {n} interleaved rounds (32 connections, {secs} s each, "
+                  "floor / interlock / LiteLLM in turn, all three running)", "",
+                  "| round | floor req/s | interlock req/s | LiteLLM req/s | interlock / floor "
+                  "| interlock / LiteLLM |", "|---|---|---|---|---|---|"]
+        lit = rounds.get("litellm") or []
+        fl_r, il_r = rounds["floor"], rounds["interlock"]
+        by_floor = [i / f for i, f in zip(il_r, fl_r, strict=True) if f]
+        by_lit = [i / x for i, x in zip(il_r, lit, strict=False) if x]
+        for k in range(n):
+            lt_k = f"{lit[k]:,.0f}" if k < len(lit) else "-"
+            rl = f"{il_r[k] / lit[k]:.1f}×" if k < len(lit) and lit[k] else "-"
+            lines.append(f"| {k + 1} | {fl_r[k]:,.0f} | {il_r[k]:,.0f} | {lt_k} | "
+                         f"{il_r[k] / fl_r[k]:.2f} | {rl} |")
+        lines.append("")
+        lines.append(f"- interlock / floor: median {statistics.median(by_floor):.2f} "
+                     f"(range {min(by_floor):.2f}-{max(by_floor):.2f}; target ≥ 0.70)")
+        if by_lit:
+            lines.append(f"- interlock / LiteLLM: median {statistics.median(by_lit):.1f}× "
+                         f"(range {min(by_lit):.1f}-{max(by_lit):.1f}×; target ≥ 40×)")
     lines += ["", "### Decision path alone (classify + look-up + filter, in process)", ""]
     for k, v in micro.items():
         lines.append(f"- {k}: {v:,.1f} µs")

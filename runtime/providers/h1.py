@@ -100,7 +100,7 @@ def target_of(url: str) -> Target | None:
 class _Conn(asyncio.Protocol):
     """One connection; reads one answer at a time (no pipelining)."""
 
-    __slots__ = ("transport", "closed", "idle_since", "_buf", "_waiter", "_status",
+    __slots__ = ("transport", "closed", "idle_since", "loop", "_buf", "_waiter", "_status",
                  "_headers", "_length", "_chunked", "_until_close", "_body_at", "_parts",
                  "_keep", "_got", "_no_body")
 
@@ -108,6 +108,8 @@ class _Conn(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.closed = False
         self.idle_since = 0.0
+        #: the loop the connection lives on (a pooled one is never used from another)
+        self.loop = asyncio.get_running_loop()
         self._waiter: asyncio.Future[Reply] | None = None
         self._reset()
 
@@ -321,7 +323,7 @@ class H1Client:
         key = (target.host, target.port)
         replayable = method in _REPLAYABLE
         for _ in range(2):
-            conn, reused = self._pooled(key, loop.time()), True
+            conn, reused = self._pooled(key, loop), True
             if conn is None:
                 reused = False
                 conn = await _connect(loop, target, min(connect_timeout, timeout),
@@ -347,11 +349,16 @@ class H1Client:
             return _decoded(reply)
         raise ConnectionResetError(DROPPED)  # pragma: no cover - the loop returns
 
-    def _pooled(self, key: tuple[str, int], now: float) -> _Conn | None:
+    def _pooled(self, key: tuple[str, int], loop: asyncio.AbstractEventLoop) -> _Conn | None:
         conns = self._idle.get(key)
+        now = loop.time()
         while conns:
             c = conns.pop()  # the most recently used first
             if c.closed:
+                continue
+            if c.loop is not loop:  # left by an event loop that has ended (tests, CLI)
+                if not c.loop.is_closed():
+                    c.abort()
                 continue
             if now - c.idle_since > self._keepalive_s:
                 c.abort()  # the rest are older still

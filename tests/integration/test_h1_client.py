@@ -397,3 +397,39 @@ def test_connects_are_visible_to_audit_hooks() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          timeout=60)
     assert out.stdout.strip() == "True", out.stderr
+
+
+def test_a_client_outlives_its_event_loop() -> None:
+    # one client used from two asyncio.run() calls (a test or CLI pattern): the second
+    # loop must not pick up a connection of the first
+    import threading
+
+    ready = threading.Event()
+    holder: dict[str, Any] = {}
+
+    def serve() -> None:
+        async def main() -> None:
+            async with Scripted(answer(OK)) as srv:
+                holder["srv"] = srv
+                ready.set()
+                while not holder.get("stop"):
+                    await asyncio.sleep(0.01)
+        asyncio.run(main())
+
+    t = threading.Thread(target=serve, daemon=True)
+    t.start()
+    assert ready.wait(10)
+    srv = holder["srv"]
+    c = H1Client()
+
+    async def one() -> int:
+        r = await c.request("POST", srv.target, {}, b"{}", timeout=5, connect_timeout=5)
+        return r.status
+
+    try:
+        assert asyncio.run(one()) == 200
+        assert asyncio.run(one()) == 200
+        assert srv.connections == 2
+    finally:
+        holder["stop"] = True
+        t.join(10)

@@ -22,23 +22,20 @@ import orjson
 from interlock.runtime.canonical import CanonicalRequest, CanonicalResponse, Delta
 from interlock.runtime.errors import UpstreamConnectError, UpstreamError
 from interlock.runtime.providers.base import join_url
-from interlock.runtime.providers.openai import ROUTER_KEYS, OpenAIWire, finish_reason, usage_of
+from interlock.runtime.providers.openai import (
+    ROUTER_KEYS,
+    OpenAIWire,
+    finish_reason,
+    set_target,
+    usage_of,
+)
 from interlock.runtime.providers.raw import RawDelta, RawResponse
 from interlock.runtime.sse import DONE, SSEParser
 from interlock.runtime.table import ModelEntry, ProviderEntry
 
 
 def legacy_body(req: CanonicalRequest, model: ModelEntry, *, stream: bool) -> dict[str, Any]:
-    body = {k: v for k, v in req.raw.items() if k not in ROUTER_KEYS}
-    body["model"] = model.upstream_id
-    body["stream"] = stream
-    if stream:
-        opts = body.get("stream_options")
-        body["stream_options"] = {**opts, "include_usage": True} if isinstance(opts, dict) \
-            else {"include_usage": True}
-    else:
-        body.pop("stream_options", None)
-    return body
+    return set_target({k: v for k, v in req.raw.items() if k not in ROUTER_KEYS}, model, stream)
 
 
 def decode_legacy(data: Any, provider: str, model: str) -> RawResponse:

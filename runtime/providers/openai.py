@@ -126,6 +126,11 @@ def encode_request(req: CanonicalRequest, model: ModelEntry, *, stream: bool) ->
             value = getattr(req, key)
             if value is not None:
                 body[key] = value
+    return set_target(body, model, stream)
+
+
+def set_target(body: dict[str, Any], model: ModelEntry, stream: bool) -> dict[str, Any]:
+    """Aim an OpenAI-wire body (chat or legacy completions) at ``model``, streaming or not."""
     body["model"] = model.upstream_id
     body["stream"] = stream
     if stream:

@@ -3,7 +3,7 @@
 Why from the store and not prometheus-client's in-process counters: Granian runs
 several worker processes and a scrape reaches only one of them.
 prometheus-client's multiprocess mode would need a shared directory set before
-import and files per worker; the store is already shared.  So the writer thread
+import and files per worker; the store is already shared.  So the log's writer
 adds each batch's deltas to ``metric_totals`` (:func:`totals_for`) in the same
 transaction as the batch's rows, and ``/metrics`` reads those totals: every worker
 reports the same numbers, counters survive restarts and never go down when
@@ -106,7 +106,7 @@ def _key(name: str, **labels: str) -> tuple[str, str]:
 @functools.lru_cache(maxsize=4096)
 def _key_of(name: str, labels: tuple[tuple[str, str], ...]) -> tuple[str, str]:
     # label sets repeat endlessly (a few cells, statuses, providers): serialising
-    # them once instead of per record and bucket halved the writer thread's work
+    # them once instead of per record and bucket halved the writer's work
     return name, orjson.dumps(dict(labels), option=orjson.OPT_SORT_KEYS).decode()
 
 
@@ -127,8 +127,8 @@ def _le(value: float) -> str:
     return repr(float(value))
 
 
-# How totals_for stays cheap (issue 6: it runs per record on the writer thread,
-# holding the GIL): a record only adds to a dict keyed by its *raw* label values,
+# How totals_for stays cheap (issue 6: it runs per record in the log's writer, on a
+# CPU it shares with the workers): a record only adds to a dict keyed by its *raw* label values,
 # tagged with a small int for the family; the stored keys (name, labels as JSON)
 # are made once per distinct label set of the batch, from caches.  Per key, the
 # values are still added in batch order, so the sums are the same floats as
@@ -176,7 +176,8 @@ def _series_keys(raw: tuple[Any, ...]) -> _SeriesKeys:
 
 
 def totals_for(batch: Sequence[RequestRecord], *, dropped: int = 0) -> Totals:
-    """The counter and histogram deltas of one batch of records (writer thread)."""
+    """The counter and histogram deltas of one batch of records (the writer process;
+    ``batch`` may hold any objects with the record's attribute names)."""
     counts: dict[tuple[Any, ...], float] = {}
     count = counts.get
     #: raw key -> [observations per bucket slot (last but one: +Inf only), sum]

@@ -5,7 +5,7 @@ provider the usual way (an SDK ``TracerProvider`` with an exporter, e.g. via
 ``opentelemetry-instrument`` or your own start-up code); without the package
 :func:`span_sink` returns ``None`` and nothing happens.
 
-Spans are built from the request records on the store's writer thread, with the
+Spans are built from the request records on the store's sink thread, with the
 records' own timestamps - the request path pays nothing:
 
 * one ``SERVER`` span per request, named ``{gen_ai.operation.name}

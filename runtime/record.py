@@ -9,8 +9,9 @@ request pipeline:
   ``recorder.bus`` and do nothing at all when nobody subscribed;
 * ``record(...)`` exactly once when it ends, success or error: it builds one
   :class:`RequestRecord`, publishes a ``completed`` event and hands the record to
-  the store's writer thread (``interlock.runtime.store``).  It never blocks and
-  never does I/O: if the writer's queue is full the record is dropped and counted.
+  the store (``interlock.runtime.store``), which builds it after the request's answer
+  went out and hands it to the log's writer process.  It never blocks and never does
+  I/O: if too many records are in flight, the record is dropped and counted.
 
 Derived money figures (US dollars, from the table's model prices per million tokens):
 
@@ -102,7 +103,8 @@ class RequestRecord:
     client_request_id: str | None = None
     prompt: list[dict[str, Any]] | None = None
     answer: str | None = None
-    #: transient, for the writer thread: redacted into ``prompt`` when log_prompts is on
+    #: transient: the request, turned into ``prompt`` when log_prompts is on (the
+    #: writer process redacts it before anything is stored)
     source: CanonicalRequest | None = None
 
 
@@ -244,7 +246,8 @@ class Recorder:
 
         Returns the record - or None in the common case, a store and no live
         listener, where only the inputs and the clock readings are queued and the
-        store's writer thread builds the record (off the request path).
+        store builds the record at the end of the event loop's iteration (after the
+        answer went out, off the request path).
         """
         clock = (time.perf_counter(), time.time(), diag.overhead_ms())
         store = self.store
@@ -269,8 +272,8 @@ class Recorder:
         escalated: bool | None, clock: tuple[float, float, float],
     ) -> RequestRecord:
         # One straight pass over locals and one constructor call (issue 6): this runs
-        # for every request on the writer thread, holding the GIL, so it avoids helper
-        # calls and attribute writes on a half-built record.
+        # for every request on the worker's event loop (after the answer), so it
+        # avoids helper calls and attribute writes on a half-built record.
         perf, wall, overhead_ms = clock  # read when the request ended
         latency_ms = (perf - diag.started) * 1000.0
         if latency_ms < overhead_ms:
@@ -374,8 +377,8 @@ class Recorder:
             [dict(v) for v in (verification or diag.checks)],  # verification
             escalation,
             _client_id(headers),  # client_request_id
-            None,  # prompt: filled (redacted) from source by the writer thread
-            answer if log_prompts else None,  # answer: redacted by the writer thread
+            None,  # prompt: filled from source by the store, redacted by the writer
+            answer if log_prompts else None,  # answer: redacted by the writer process
             req if log_prompts else None,  # source
         )
 
@@ -384,7 +387,7 @@ class Recorder:
         return self.store.flush(timeout) if self.store is not None else True
 
     def close(self, timeout: float = 5.0) -> None:
-        """Flush and stop the writer thread (blocking: call it via ``to_thread``)."""
+        """Flush and stop the log's writer (blocking: call it via ``to_thread``)."""
         if self.store is not None:
             self.store.close(timeout)
 

@@ -5,7 +5,8 @@ span a secret or PII detector reports is replaced by ``[redacted:<detector>]``.
 The detectors report a bounded number of findings per pass, so redaction runs
 again on its own output until a pass finds nothing; a text that still has
 findings after ``MAX_ROUNDS`` passes is withheld entirely rather than stored
-half-redacted.  This runs on the store's writer thread, never on the request path.
+half-redacted.  This runs in the request log's writer process, never on the
+request path.
 """
 
 from __future__ import annotations
@@ -50,14 +51,17 @@ def _replace(text: str, findings: list[Finding]) -> str:
     return "".join(out)
 
 
-def prompt_messages(req: CanonicalRequest) -> list[dict[str, Any]]:
+def prompt_messages(req: CanonicalRequest, *, scrub: bool = True) -> list[dict[str, Any]]:
     """The request's text, message by message (system first), each redacted.
 
-    Images are noted, not stored; tool calls keep their name only.
+    Images are noted, not stored; tool calls keep their name only.  ``scrub=False``
+    leaves the text as it is, for a caller that redacts each ``content`` itself later
+    (the request log's writer process does, before anything is stored).
     """
+    clean = redact if scrub else _as_is
     out: list[dict[str, Any]] = []
     if req.system:
-        out.append({"role": "system", "content": redact(req.system)})
+        out.append({"role": "system", "content": clean(req.system)})
     for m in req.messages:
         pieces: list[str] = []
         for p in m.parts:
@@ -67,7 +71,11 @@ def prompt_messages(req: CanonicalRequest) -> list[dict[str, Any]]:
                 pieces.append("[image]")
             elif p.type == "tool_call":
                 pieces.append(f"[tool call {p.name or ''}]")
-        out.append({"role": m.role, "content": redact("".join(pieces))})
+        out.append({"role": m.role, "content": clean("".join(pieces))})
     for text in req.inputs:
-        out.append({"role": "input", "content": redact(text)})
+        out.append({"role": "input", "content": clean(text)})
     return out
+
+
+def _as_is(text: str) -> str:
+    return text

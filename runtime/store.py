@@ -1,200 +1,134 @@
-"""The request log: an embedded SQLite store written in batches off the hot path.
+"""The request log, the worker's side: records go to a writer process, off the event loop.
 
-Layout (``PRAGMA user_version`` = :data:`SCHEMA_VERSION`)::
+How a record travels: the request path calls :meth:`Store.submit` when a request
+ends.  That appends the record - usually still unbuilt, a callable from
+``Recorder.record`` - to a list, and, once per event-loop iteration, a callback
+builds the records of that iteration, takes their fields in column order (one C
+call each) and writes them as one frame to the pipe of the worker's writer process
+(:mod:`interlock.runtime.logwriter`).  That process does everything else - the
+JSON text of list columns, redaction of kept prompts, the Prometheus totals, the
+SQLite transaction, the JSONL copy, retention - on its own interpreter, so the
+request log never holds the worker's GIL (issue 6: with the writer as a thread of
+the worker, the log was the largest cost left in the worker process).
 
-    requests       one row per request (columns: :data:`COLUMNS`); JSON text in
-                   tags, attempts, verification, prompt; ``seq`` is the row id
-    metric_totals  (name, labels) → value: cumulative Prometheus counters and
-                   histogram buckets, updated in the same transaction as the rows
-                   they count, so every worker's /metrics agrees and retention
-                   never makes a counter go down
+Never blocking, never unbounded: the pipe is non-blocking; what the pipe cannot
+take waits in a backlog retried from the loop; a record is dropped and counted
+(``interlock_recorder_dropped_records``) when ``queue_size`` records are already
+between the request path and the database.
 
-How it is written: the request path calls :meth:`Store.submit`, which appends the
-record to a bounded in-memory queue (no lock held across I/O, no waiting; a full
-queue drops the record and counts it).  One writer thread per worker wakes every
-``flush_interval_s`` (or as soon as ``batch_size`` records wait), builds the
-records the request path queued unbuilt, redacts prompts if they are kept, and
-writes the batch in one ``BEGIN IMMEDIATE`` transaction.  It builds in chunks of
-:data:`BUILD_CHUNK` and releases the GIL between them, so that a big batch (cheap
-per record to commit) never stalls the event loop for long.
+Crash behaviour: the writer commits each transaction whole (WAL, see
+:mod:`interlock.runtime.logdb`).  A worker killed mid-run loses only the records of
+its last loop iteration: what it had written to the pipe, the writer still reads,
+commits, and then exits on end of input.  A writer that dies is restarted (after
+1 s, then up to 30 s between tries); the records it had not acknowledged are
+counted as failed, and records are dropped and counted while there is none.
 
-Why it survives a crash: WAL journal mode with ``synchronous=NORMAL`` - a batch
-is either wholly committed or wholly absent after a kill, and the file is never
-left half-written; a kill loses at most the batch being written plus what was
-still queued.  Several workers (processes) share the file: WAL lets readers run
-beside the one writer, and ``busy_timeout`` makes writers wait their turn.
-
-Reading: :func:`connect` opens a connection for queries (``interlock.runtime.stats``);
-:func:`row_json` turns a ``requests`` row into the JSON of ``GET /v1/logs``.
+:meth:`Store.flush` waits until everything submitted so far is committed - the
+writer acknowledges each transaction - which is what ``GET /v1/logs`` and
+``/metrics`` do before they read.  Extra consumers of the built records (the
+OpenTelemetry span sink) run on a thread of the worker: they need the records
+as objects.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import operator
+import os
+import select
 import sqlite3
+import subprocess
+import sys
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import fields
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, Final
+from typing import IO, Any, Final
 
 import orjson
-from interlock.runtime.metrics import totals_for
+from interlock.runtime.logdb import (
+    COLUMNS,
+    apply_retention,
+    connect,
+    iter_batches,
+    row_json,
+)
+from interlock.runtime.logwriter import stored_row
 from interlock.runtime.record import Recorder, RequestRecord, db_path_for
-from interlock.runtime.redact import prompt_messages, redact
+from interlock.runtime.redact import prompt_messages
 from interlock.runtime.table import DecisionTable
+
+__all__ = ["COLUMNS", "Store", "apply_retention", "connect", "iter_batches", "open_recorder",
+           "record_json", "record_row", "row_json"]
 
 log = logging.getLogger("interlock.store")
 
-#: 2: the unused index on ``requests(id)`` is dropped (no query looks a record up
-#: by id; each index costs the writer thread on every insert)
-SCHEMA_VERSION: Final = 2
-BUSY_TIMEOUT_MS: Final = 5000
-
-#: the stored fields of a record, in column order
-COLUMNS: Final = tuple(f.name for f in fields(RequestRecord) if f.name != "source")
-_JSON_COLUMNS: Final = frozenset({"tags", "attempts", "verification", "escalation", "prompt"})
-_BOOL_COLUMNS: Final = frozenset({"stream", "tokens_estimated", "fallback", "escalated"})
-
-_SCHEMA: Final = (
-    """CREATE TABLE IF NOT EXISTS requests (
-        seq INTEGER PRIMARY KEY,
-        id TEXT NOT NULL, ts REAL NOT NULL, surface TEXT NOT NULL, status INTEGER NOT NULL,
-        table_hash TEXT NOT NULL, worker INTEGER NOT NULL, error_code TEXT,
-        stream INTEGER NOT NULL DEFAULT 0, requested_model TEXT, cell TEXT, task TEXT,
-        complexity TEXT, sensitivity TEXT, modality TEXT, needs INTEGER NOT NULL DEFAULT 0,
-        tags TEXT, tokens_est INTEGER NOT NULL DEFAULT 0, pinned TEXT, reason TEXT,
-        attempts TEXT, provider TEXT, model TEXT, locality TEXT,
-        tokens_in INTEGER NOT NULL DEFAULT 0, tokens_out INTEGER NOT NULL DEFAULT 0,
-        tokens_estimated INTEGER NOT NULL DEFAULT 0, tokens_per_s REAL, ttft_ms REAL,
-        latency_ms REAL NOT NULL, overhead_ms REAL NOT NULL DEFAULT 0,
-        cost_usd REAL NOT NULL DEFAULT 0, baseline_usd REAL NOT NULL DEFAULT 0,
-        saved_usd REAL NOT NULL DEFAULT 0, baseline_model TEXT,
-        fallback INTEGER NOT NULL DEFAULT 0, escalated INTEGER NOT NULL DEFAULT 0,
-        verification TEXT, escalation TEXT, client_request_id TEXT, prompt TEXT, answer TEXT
-    )""",
-    "CREATE INDEX IF NOT EXISTS requests_ts ON requests(ts)",
-    "DROP INDEX IF EXISTS requests_id",  # made by schema 1
-    "CREATE INDEX IF NOT EXISTS requests_cell ON requests(cell, ts)",
-    "CREATE INDEX IF NOT EXISTS requests_model ON requests(model, ts)",
-    """CREATE TABLE IF NOT EXISTS metric_totals (
-        name TEXT NOT NULL, labels TEXT NOT NULL, value REAL NOT NULL,
-        PRIMARY KEY (name, labels)
-    ) WITHOUT ROWID""",
-)
-_INSERT: Final = (f"INSERT INTO requests ({', '.join(COLUMNS)}) "
-                  f"VALUES ({', '.join('?' for _ in COLUMNS)})")
-_UPSERT: Final = ("INSERT INTO metric_totals (name, labels, value) VALUES (?, ?, ?) "
-                  "ON CONFLICT (name, labels) DO UPDATE SET value = value + excluded.value")
-
-#: records the writer thread builds (holding the GIL) before it lets the event loop
-#: run: ~32 x 6 µs, well under a millisecond (sqlite3 releases the GIL in each step)
-BUILD_CHUNK: Final = 32
-
 Sink = Callable[[list[RequestRecord]], None]
-#: a record not built yet (the writer thread calls it)
+#: a record not built yet (the loop builds it after the request's answer went out)
 Pending = Callable[[], RequestRecord]
 
-
-def connect(path: str | Path, *, create: bool = False) -> sqlite3.Connection:
-    """A configured connection (WAL, busy timeout, rows by name) to the store at ``path``.
-
-    Without ``create`` a missing file is an error (``FileNotFoundError``), so that a
-    typo in ``--db`` does not silently create an empty log.
-    """
-    p = Path(path)
-    if not create and not p.exists():
-        raise FileNotFoundError(2, "no request log here (wrong --db or INTERLOCK_DB?)", str(p))
-    if create:
-        p.parent.mkdir(parents=True, exist_ok=True)
-    conn = sqlite3.connect(str(p), timeout=BUSY_TIMEOUT_MS / 1000.0, isolation_level=None,
-                           check_same_thread=False)
-    conn.row_factory = sqlite3.Row
-    conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-    if create:
-        conn.execute("PRAGMA journal_mode = WAL")
-        ensure_schema(conn)
-    conn.execute("PRAGMA synchronous = NORMAL")
-    return conn
-
-
-def ensure_schema(conn: sqlite3.Connection) -> None:
-    """Create the request log's tables if missing (idempotent, safe from several workers)."""
-    version = conn.execute("PRAGMA user_version").fetchone()[0]
-    if version >= SCHEMA_VERSION:
-        return
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        for stmt in _SCHEMA:
-            conn.execute(stmt)
-        conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-        conn.execute("COMMIT")
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
-
-
-#: all stored fields of a record in one C call, and where its JSON and 0/1 columns are
+#: all stored fields of a record, in column order, in one C call
 _VALUES: Final = operator.attrgetter(*COLUMNS)
-_JSON_AT: Final = tuple(i for i, name in enumerate(COLUMNS) if name in _JSON_COLUMNS)
-_BOOL_AT: Final = tuple(i for i, name in enumerate(COLUMNS) if name in _BOOL_COLUMNS)
+#: the writer's pipe: 1 MiB (the Linux default for an unprivileged process's maximum)
+#: holds ~2,000 typical records, so a writer that is briefly not scheduled does not
+#: make the loop keep a backlog
+PIPE_SIZE: Final = 1 << 20
+_F_SETPIPE_SZ: Final = 1031
+RESTART_S: Final = (1.0, 30.0)
+#: how long a record waits in the worker for others to share its frame: each frame
+#: is a write and wakes the writer, so one per loop iteration cost the loop and the
+#: writer more than the records themselves (measured under wrk at 32 connections)
+SEND_DELAY_S: Final = 0.005
 
 
 def record_row(rec: RequestRecord) -> list[Any]:
-    """The ``requests`` row of ``rec``, in :data:`COLUMNS` order: lists and dicts as
-    JSON text, booleans as 0/1 (writer thread, once per record: no per-column
-    lookups by name)."""
-    row = list(_VALUES(rec))
-    for i in _JSON_AT:
-        value = row[i]
-        if value is not None:
-            row[i] = orjson.dumps(value).decode()
-    for i in _BOOL_AT:
-        row[i] = 1 if row[i] else 0
-    return row
-
-
-def row_json(row: sqlite3.Row | Mapping[str, Any]) -> dict[str, Any]:
-    """A ``requests`` row as JSON-ready data (the shape of ``GET /v1/logs`` items)."""
-    out: dict[str, Any] = {}
-    for name in row.keys():  # noqa: SIM118 - sqlite3.Row has keys(), not iteration by key
-        value = row[name]
-        if name in _JSON_COLUMNS and isinstance(value, str):
-            value = orjson.loads(value)
-        elif name in _BOOL_COLUMNS and value is not None:
-            value = bool(value)
-        out[name] = value
-    return out
+    """The ``requests`` row of ``rec``: lists and dicts as JSON text, booleans as 0/1."""
+    return stored_row(list(_VALUES(rec)))
 
 
 def record_json(rec: RequestRecord) -> dict[str, Any]:
     return {name: getattr(rec, name) for name in COLUMNS}
 
 
-def apply_retention(conn: sqlite3.Connection, *, retention_days: float | None,
-                    max_rows: int | None, now: float | None = None) -> int:
-    """Delete records older than ``retention_days`` and beyond the newest ``max_rows``.
+class _Writer:
+    """One writer process and the thread that reads its acknowledgements."""
 
-    Returns how many rows went.  Counters in ``metric_totals`` are untouched.
-    """
-    now = time.time() if now is None else now
-    deleted = 0
-    if retention_days is not None:
-        cur = conn.execute("DELETE FROM requests WHERE ts < ?", (now - retention_days * 86400,))
-        deleted += max(0, cur.rowcount)
-    if max_rows is not None:
-        cur = conn.execute(
-            "DELETE FROM requests WHERE seq <= "
-            "(SELECT seq FROM requests ORDER BY seq DESC LIMIT 1 OFFSET ?)", (max_rows,))
-        deleted += max(0, cur.rowcount)
-    return deleted
+    def __init__(self, store: Store) -> None:
+        cmd = [sys.executable, "-m", "interlock.runtime.logwriter", "--db", str(store.path),
+               "--batch-size", str(store.batch_size),
+               "--retention-interval", str(store.retention_interval_s)]
+        if store.jsonl is not None:
+            cmd += ["--jsonl", str(store.jsonl)]
+        if store.retention_days is not None:
+            cmd += ["--retention-days", str(store.retention_days)]
+        if store.max_rows is not None:
+            cmd += ["--max-rows", str(store.max_rows)]
+        self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     start_new_session=False)
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        self.stdin: IO[bytes] = self.proc.stdin
+        self.fd = self.stdin.fileno()
+        os.set_blocking(self.fd, False)
+        try:
+            import fcntl
+            fcntl.fcntl(self.fd, _F_SETPIPE_SZ, PIPE_SIZE)
+        except OSError:  # a lower limit (pipe-max-size): the default size works too
+            pass
+        #: rows framed for this process; rows it took, committed, lost (acknowledged)
+        self.sent = 0
+        self.done = 0
+        self.written = 0
+        self.failed = 0
+        self.backlog = bytearray()
+        self.thread = threading.Thread(target=store._acks, args=(self,),
+                                       name="interlock-store-acks", daemon=True)
+        self.thread.start()
 
 
 class Store:
-    """The batching writer: a bounded queue and one thread that owns the connection."""
+    """The worker's handle on the request log (see the module docstring)."""
 
     def __init__(
         self,
@@ -203,8 +137,7 @@ class Store:
         jsonl: str | Path | None = None,
         retention_days: float | None = None,
         max_rows: int | None = None,
-        batch_size: int = 32,
-        flush_interval_s: float = 0.25,
+        batch_size: int = 256,
         queue_size: int = 10_000,
         retention_interval_s: float = 300.0,
         on_commit: Callable[[int], None] | None = None,
@@ -213,194 +146,275 @@ class Store:
         self.jsonl = Path(jsonl) if jsonl else None
         self.retention_days = retention_days
         self.max_rows = max_rows
-        # short transactions (issue 6): 256-record transactions cost the writer less
-        # per record, but the sqlite3 module takes the GIL back for every row it binds,
-        # so a long transaction keeps the event loop waiting: with 256 the p99 at 1
-        # connection was 3.3-3.5 ms against 1.8 ms with 32, and the throughput at 32
-        # connections was the same within the noise (5,100-6,400 req/s both ways)
+        #: the most records in one transaction (the writer commits sooner when idle)
         self.batch_size = max(1, batch_size)
-        self.flush_interval_s = flush_interval_s
         self.queue_size = max(1, queue_size)
         self.retention_interval_s = retention_interval_s
-        #: called (writer thread) with the number of records after each committed batch
+        #: called (a thread of the worker) with the number of records of each commit
         self.on_commit = on_commit
-        #: extra consumers of each written batch (e.g. OpenTelemetry spans)
+        #: consumers of the built records (e.g. OpenTelemetry spans), on a worker thread
         self.sinks: list[Sink] = []
-        #: records not queued because the queue was full (this worker, since start)
+        #: records not taken because too many were in flight or there was no writer
         self.dropped = 0
-        #: records whose batch could not be written (database errors)
+        #: records lost: not built (a bug), or the database refused the batch, or the
+        #: writer died before it acknowledged them
         self.failed = 0
         self.written = 0
-        self._queue: deque[RequestRecord | Pending] = deque()
-        self._submitted = 0
-        self._done = 0
-        self._wake = threading.Event()
+        self._lock = threading.Lock()  # the list, the pipe, the writer
         self._progress = threading.Condition()
-        self._stopping = False
+        #: appended by submit() (no lock: deque appends and pops are atomic), emptied
+        #: by _send() on the loop or on a thread that flushes
+        self._queued: deque[RequestRecord | Pending] = deque()
+        self._scheduled = False
+        self._retry: asyncio.TimerHandle | None = None
+        self._closing = False
         self._reported_drops = 0
+        #: records submitted and settled (committed, failed or lost), over all writers
+        self._submitted = 0
+        self._settled = 0
+        self._restart_at = 0.0
+        self._restarts = 0
+        self._sink_queue: deque[list[RequestRecord]] = deque()
+        self._sink_wake = threading.Event()
+        self._sink_thread: threading.Thread | None = None
         connect(self.path, create=True).close()  # fail at start-up, not on the first batch
-        self._thread = threading.Thread(target=self._run, name="interlock-store", daemon=True)
-        self._thread.start()
+        self._writer: _Writer | None = _Writer(self)
 
     # -- the request path --------------------------------------------------------------
 
     def submit(self, rec: RequestRecord | Pending) -> bool:
-        """Queue ``rec`` for the writer; O(1), never blocks.  False if it was dropped.
+        """Take ``rec`` for the log; O(1), never blocks.  False if it was dropped.
 
-        ``rec`` may be a callable that builds the record (``Recorder.record``: the
-        writer thread does that work, not the request path)."""
-        if len(self._queue) >= self.queue_size or self._stopping:
+        ``rec`` may be a callable that builds the record (``Recorder.record``): it is
+        called at the end of the event loop's iteration, after the answer went out."""
+        if self._closing or self._submitted - self._settled >= self.queue_size \
+                or (self._writer is None and not self._revive()):
             self.dropped += 1
             return False
-        self._queue.append(rec)
+        self._queued.append(rec)
         self._submitted += 1
-        # Event.set takes a lock: skip it while the writer is already woken
-        if len(self._queue) >= self.batch_size and not self._wake.is_set():
-            self._wake.set()
+        if not self._scheduled:
+            loop = asyncio._get_running_loop()
+            if loop is None:
+                self._send()
+            else:
+                self._scheduled = True
+                loop.call_later(SEND_DELAY_S, self._send)
         return True
 
     @property
     def pending(self) -> int:
-        return len(self._queue)
+        """Records submitted and not yet committed (or lost)."""
+        return self._submitted - self._settled
+
+    def _send(self, commit: bool = False) -> None:
+        """Build what was queued, frame it and write it to the writer's pipe (with
+        ``commit``, asking the writer to commit at once rather than batch on)."""
+        self._scheduled = False
+        with self._lock:
+            pop = self._queued.popleft
+            queued = [pop() for _ in range(len(self._queued))]
+            writer = self._writer
+            if writer is None:
+                self._settle(len(queued), lost=len(queued))
+                return
+            built = self._built(queued)
+            if built or commit or self.dropped != self._reported_drops:
+                frame = self._frame(built, commit)
+                writer.sent += len(built)
+                writer.backlog += frame
+            if writer.backlog:
+                self._pump(writer)
+        if built and self.sinks:
+            self._to_sinks(built)
+
+    def _built(self, queued: list[RequestRecord | Pending]) -> list[RequestRecord]:
+        out: list[RequestRecord] = []
+        for item in queued:
+            try:
+                rec = item if isinstance(item, RequestRecord) else item()
+            except Exception:  # one bad record must not stop the log; say so, go on
+                self._settle(1, lost=1)
+                log.exception("request log: a record could not be built")
+                continue
+            if rec.source is not None:  # prompts are kept: the writer redacts them
+                src, rec.source = rec.source, None
+                rec.prompt = prompt_messages(src, scrub=False)
+            out.append(rec)
+        return out
+
+    def _frame(self, built: list[RequestRecord], commit: bool) -> bytes:
+        drops = self.dropped - self._reported_drops
+        self._reported_drops = self.dropped
+        rows = [_VALUES(rec) for rec in built]
+        try:
+            return orjson.dumps([drops, rows, 1] if commit else [drops, rows]) + b"\n"
+        except TypeError:  # a value JSON cannot hold (a bug): lose that record only
+            good: list[tuple[Any, ...]] = []
+            kept: list[RequestRecord] = []
+            for rec, row in zip(built, rows, strict=True):
+                try:
+                    orjson.dumps(row)
+                except TypeError as exc:
+                    log.error("request log: record %s cannot be stored: %s", rec.id, exc)
+                    self._settle(1, lost=1)
+                    continue
+                good.append(row)
+                kept.append(rec)
+            built[:] = kept
+            return orjson.dumps([drops, good, 1] if commit else [drops, good]) + b"\n"
+
+    def _pump(self, writer: _Writer) -> None:
+        """Write as much of the backlog as the pipe takes; come back later for the rest."""
+        try:
+            n = os.write(writer.fd, writer.backlog)
+        except BlockingIOError:
+            n = 0
+        except OSError:  # the writer is gone (EPIPE): its ack thread reports it
+            writer.backlog.clear()
+            return
+        del writer.backlog[:n]
+        if writer.backlog and self._retry is None:
+            loop = asyncio._get_running_loop()
+            if loop is not None:
+                self._retry = loop.call_later(0.005, self._retried)
+
+    def _retried(self) -> None:
+        self._retry = None
+        self._send()
 
     # -- control ------------------------------------------------------------------------
 
     def flush(self, timeout: float = 5.0) -> bool:
-        """Block until everything submitted so far is written (or ``timeout``)."""
-        target = self._submitted
-        self._wake.set()
+        """Block until everything submitted so far is committed (or ``timeout``)."""
         deadline = time.monotonic() + timeout
+        self._drain(deadline)
+        target = self._submitted
         with self._progress:
-            while self._done < target:
+            while self._settled < target:
                 left = deadline - time.monotonic()
-                if left <= 0 or not self._thread.is_alive():
+                if left <= 0:
                     return False
                 self._progress.wait(min(left, 0.05))
-                self._wake.set()
         return True
 
+    def _drain(self, deadline: float) -> None:
+        """Send what is queued, ask for a commit, and wait (this thread) until the
+        pipe took all of it."""
+        self._send(commit=True)
+        while True:
+            with self._lock:
+                writer = self._writer
+                if writer is None or not writer.backlog:
+                    return
+                self._pump(writer)
+                if not writer.backlog:
+                    return
+                fd = writer.fd
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return
+            try:
+                select.select([], [fd], [], min(left, 0.05))
+            except (OSError, ValueError):
+                return
+
     def close(self, timeout: float = 5.0) -> None:
-        """Write what is queued, then stop the thread."""
-        self._stopping = True
-        self._wake.set()
-        self._thread.join(timeout)
-
-    # -- the writer thread --------------------------------------------------------------
-
-    def _run(self) -> None:
-        try:
-            conn = connect(self.path, create=True)
-        except sqlite3.Error as exc:
-            log.error("request log %s cannot be opened: %s; records are dropped", self.path, exc)
-            self._stopping = True
-            return
-        next_retention = 0.0
-        try:
-            while True:
-                self._wake.wait(self.flush_interval_s)
-                self._wake.clear()
-                stopping = self._stopping
-                while self._queue:
-                    batch = [self._queue.popleft()
-                             for _ in range(min(self.batch_size, len(self._queue)))]
-                    self._write(conn, batch)
-                    with self._progress:
-                        self._done += len(batch)
-                        self._progress.notify_all()
-                if time.monotonic() >= next_retention:
-                    next_retention = time.monotonic() + self.retention_interval_s
-                    self._retain(conn)
-                if stopping and not self._queue:
-                    return
-        finally:
-            conn.close()
-
-    def _write(self, conn: sqlite3.Connection,
-               queued: list[RequestRecord | Pending]) -> None:
-        batch: list[RequestRecord] = []
-        rows: list[list[Any]] = []
-        for start in range(0, len(queued), BUILD_CHUNK):
-            if start:
-                time.sleep(0)  # releases the GIL: the event loop runs between chunks
-            chunk = self._built(queued[start:start + BUILD_CHUNK])
-            for rec in chunk:
-                if rec.source is not None or rec.answer is not None:
-                    _redact(rec)
-                rows.append(record_row(rec))
-            batch += chunk
-        if not batch:
-            return
-        drops = self.dropped - self._reported_drops
-        if len(batch) > BUILD_CHUNK:
-            time.sleep(0)
-        totals = totals_for(batch, dropped=drops)
-        for attempt in (1, 2):
+        """Write what is queued, then let the writer finish and exit."""
+        deadline = time.monotonic() + timeout
+        self._closing = True  # from here on, submit() drops
+        self._drain(deadline)
+        with self._lock:
+            writer, self._writer = self._writer, None
+        if writer is not None:
             try:
-                conn.execute("BEGIN IMMEDIATE")
-                try:
-                    conn.executemany(_INSERT, rows)
-                    conn.executemany(_UPSERT, [(n, lab, v) for (n, lab), v in totals.items()])
-                    conn.execute("COMMIT")
-                except BaseException:
-                    conn.execute("ROLLBACK")
-                    raise
-                break
-            except sqlite3.Error as exc:
-                if attempt == 2:
-                    self.failed += len(batch)
-                    log.error("request log: a batch of %d record(s) was lost: %s",
-                              len(batch), exc)
-                    return
-                time.sleep(0.05)
-        self._reported_drops += drops
-        self.written += len(batch)
-        if self.on_commit is not None:
-            self.on_commit(len(batch))
-        self._sinks(batch)
+                writer.stdin.close()
+            except OSError:
+                pass
+            try:
+                writer.proc.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                log.error("request log: the writer did not finish in time; stopping it")
+                writer.proc.kill()
+                writer.proc.wait()
+            writer.thread.join(max(0.1, deadline - time.monotonic()))
+        if self._sink_thread is not None:
+            self._sink_queue.append([])  # the stop mark
+            self._sink_wake.set()
+            self._sink_thread.join(max(0.1, deadline - time.monotonic()))
 
-    def _built(self, queued: list[RequestRecord | Pending]) -> list[RequestRecord]:
-        batch: list[RequestRecord] = []
-        for item in queued:
-            if isinstance(item, RequestRecord):
-                batch.append(item)
+    # -- the writer's acknowledgements (a thread per writer) ---------------------------
+
+    def _acks(self, writer: _Writer) -> None:
+        assert writer.proc.stdout is not None
+        for line in writer.proc.stdout:
+            try:
+                done, written, failed = (int(x) for x in line.split())
+            except ValueError:
                 continue
-            try:
-                batch.append(item())
-            except Exception:  # one bad record must not stop the log; say so, go on
-                self.failed += 1
-                log.exception("request log: a record could not be built")
-        return batch
+            committed = written - writer.written
+            self.written += committed
+            new, lost = done - writer.done, failed - writer.failed
+            writer.done, writer.written, writer.failed = done, written, failed
+            self._settle(new, lost=lost)
+            if committed and self.on_commit is not None:
+                self.on_commit(committed)
+        code = writer.proc.wait()
+        with self._lock:
+            if self._writer is writer:  # not a close(): it died
+                self._writer = None
+                self._restart_at = time.monotonic() + min(
+                    RESTART_S[1], RESTART_S[0] * 2 ** min(self._restarts, 5))
+                self._restarts += 1
+                log.error("request log: the writer process exited (code %s); "
+                          "%d record(s) lost; restarting it", code, writer.sent - writer.done)
+        lost = writer.sent - writer.done
+        if lost:
+            self._settle(lost, lost=lost)
 
-    def _sinks(self, batch: list[RequestRecord]) -> None:
-        if self.jsonl is not None:
-            try:
-                with self.jsonl.open("ab") as fh:
-                    for rec in batch:
-                        fh.write(orjson.dumps(record_json(rec)) + b"\n")
-            except OSError as exc:
-                log.error("request log: cannot append to %s: %s", self.jsonl, exc)
-        for sink in self.sinks:
-            try:
-                sink(batch)
-            except Exception:  # a sink must not stop the log; say so and go on
-                log.exception("request log: sink %r failed", sink)
+    def _revive(self) -> bool:
+        """Start a new writer if the last one died long enough ago (request path)."""
+        if self._closing or time.monotonic() < self._restart_at:
+            return False
+        with self._lock:
+            if self._writer is None and not self._closing:
+                try:
+                    self._writer = _Writer(self)
+                except OSError as exc:
+                    log.error("request log: cannot start the writer: %s", exc)
+                    self._restart_at = time.monotonic() + RESTART_S[1]
+                    return False
+        return True
 
-    def _retain(self, conn: sqlite3.Connection) -> None:
-        if self.retention_days is None and self.max_rows is None:
-            return
-        try:
-            apply_retention(conn, retention_days=self.retention_days, max_rows=self.max_rows)
-        except sqlite3.Error as exc:
-            log.warning("request log: retention failed (will retry): %s", exc)
+    def _settle(self, n: int, *, lost: int = 0) -> None:
+        with self._progress:
+            self._settled += n
+            self.failed += lost
+            self._progress.notify_all()
 
+    # -- sinks --------------------------------------------------------------------------
 
-def _redact(rec: RequestRecord) -> None:
-    """Fill ``prompt`` from the request (redacted) and redact ``answer``."""
-    src, rec.source = rec.source, None
-    if src is not None:
-        rec.prompt = prompt_messages(src)
-    if rec.answer is not None:
-        rec.answer = redact(rec.answer)
+    def _to_sinks(self, built: list[RequestRecord]) -> None:
+        if self._sink_thread is None:
+            self._sink_thread = threading.Thread(target=self._run_sinks, daemon=True,
+                                                 name="interlock-store-sinks")
+            self._sink_thread.start()
+        self._sink_queue.append(built)
+        self._sink_wake.set()
+
+    def _run_sinks(self) -> None:
+        while True:
+            self._sink_wake.wait()
+            self._sink_wake.clear()
+            while self._sink_queue:
+                batch = self._sink_queue.popleft()
+                if not batch:
+                    return
+                for sink in self.sinks:
+                    try:
+                        sink(batch)
+                    except Exception:  # a sink must not stop the log; say so and go on
+                        log.exception("request log: sink %r failed", sink)
 
 
 def open_recorder(table: DecisionTable, environ: Mapping[str, str],
@@ -417,14 +431,3 @@ def open_recorder(table: DecisionTable, environ: Mapping[str, str],
         except (OSError, sqlite3.Error) as exc:
             log.warning("request log disabled: cannot open %s: %s", path, exc)
     return Recorder(table, store, spans=spans)
-
-
-def iter_batches(conn: sqlite3.Connection, sql: str, params: Iterable[Any] = (),
-                 size: int = 500) -> Iterable[list[sqlite3.Row]]:
-    """Run ``sql`` and yield its rows in lists of ``size`` (large scans, replay)."""
-    cur = conn.execute(sql, tuple(params))
-    while True:
-        rows = cur.fetchmany(size)
-        if not rows:
-            return
-        yield rows

@@ -11,9 +11,9 @@ tests that build apps in-process:
 * a larger generation-0 threshold: a request allocates a few hundred container
   objects; collecting every 700 allocations ran the collector several times per
   request under load.
-* a shorter GIL switch interval: the request-log writer thread does Python work
-  per batch (rows, metric totals); with the default 5 ms interval the event loop
-  could wait that long for the GIL while a batch was being built.
+* a shorter GIL switch interval: the worker's other threads (the request log's
+  acknowledgement reader and span sink, ``to_thread`` reads of the log) would
+  otherwise keep the event loop waiting up to 5 ms for the GIL.
 """
 
 from __future__ import annotations

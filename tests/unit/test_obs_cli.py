@@ -23,7 +23,7 @@ PRIVATE = ["Summarise this for me #no_cloud", "Draft a note, keep it local #no_c
 def db(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("cli") / "log.db"
     table = two_model_table()
-    recorder = Recorder(table, Store(path, flush_interval_s=0.01))
+    recorder = Recorder(table, Store(path))
     for text in PUBLIC:
         simulate(recorder, table, text, usage=(1000, 1000))
     simulate(recorder, table, PUBLIC[0], fail_first=True, usage=(1000, 1000))
@@ -79,7 +79,7 @@ def test_a_missing_log_is_an_error_not_a_new_file(tmp_path: Path) -> None:
 def test_follow_prints_new_requests_as_they_arrive(tmp_path: Path) -> None:
     path = tmp_path / "live.db"
     table = two_model_table()
-    recorder = Recorder(table, Store(path, flush_interval_s=0.01))
+    recorder = Recorder(table, Store(path))
     simulate(recorder, table, "before we started watching")
     assert recorder.flush(5.0)
 

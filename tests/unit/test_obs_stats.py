@@ -51,7 +51,7 @@ KNOWN = [
 @pytest.fixture(scope="module")
 def db(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("stats") / "log.db"
-    store = Store(path, flush_interval_s=0.01)
+    store = Store(path)
     for rec in KNOWN:
         store.submit(rec)
     assert store.flush(10.0)
@@ -222,7 +222,7 @@ def test_otel_spans_follow_the_genai_conventions(tmp_path: Path) -> None:
     provider = sdk.TracerProvider()
     provider.add_span_processor(SimpleSpanProcessor(exporter))
     table = two_model_table()
-    recorder = Recorder(table, Store(tmp_path / "log.db", flush_interval_s=0.01),
+    recorder = Recorder(table, Store(tmp_path / "log.db"),
                         spans=span_sink(provider))
     simulate(recorder, table, "Say hello.", fail_first=True, usage=(12, 34))
     assert recorder.flush(10.0)

@@ -34,9 +34,9 @@ def rows(path: Path) -> list[sqlite3.Row]:
         conn.close()
 
 
-def test_records_are_written_in_batches_by_the_writer_thread(tmp_path: Path) -> None:
+def test_records_are_written_in_batches_by_the_writer_process(tmp_path: Path) -> None:
     batches: list[int] = []
-    store = Store(tmp_path / "log.db", batch_size=10, flush_interval_s=5.0,
+    store = Store(tmp_path / "log.db", batch_size=10,
                   on_commit=batches.append)
     try:
         for i in range(25):
@@ -50,15 +50,19 @@ def test_records_are_written_in_batches_by_the_writer_thread(tmp_path: Path) -> 
 
 
 def test_a_full_queue_drops_and_counts_instead_of_blocking(tmp_path: Path) -> None:
-    # a long flush interval and a big batch: nothing wakes the writer while we submit
-    store = Store(tmp_path / "log.db", batch_size=1000, flush_interval_s=60.0, queue_size=5)
+    store = Store(tmp_path / "log.db", queue_size=5)
+    assert store._writer is not None
+    writer = store._writer.proc.pid
+    os.kill(writer, signal.SIGSTOP)  # nothing is acknowledged: the records stay in flight
     try:
-        t = time.perf_counter()
         results = [store.submit(rec(i)) for i in range(8)]
-        assert time.perf_counter() - t < 0.05
         assert results == [True] * 5 + [False] * 3
-        assert store.dropped == 3
+        assert store.dropped == 3 and store.pending == 5
+    finally:
+        os.kill(writer, signal.SIGCONT)
+    try:
         assert store.flush(10.0)
+        assert store.pending == 0
         assert len(rows(tmp_path / "log.db")) == 5
         conn = connect(tmp_path / "log.db")
         dropped = conn.execute("SELECT value FROM metric_totals WHERE name = "
@@ -70,7 +74,7 @@ def test_a_full_queue_drops_and_counts_instead_of_blocking(tmp_path: Path) -> No
 
 
 def test_close_writes_what_is_still_queued(tmp_path: Path) -> None:
-    store = Store(tmp_path / "log.db", batch_size=1000, flush_interval_s=60.0)
+    store = Store(tmp_path / "log.db", batch_size=1000)
     for i in range(7):
         store.submit(rec(i))
     store.close()
@@ -87,7 +91,7 @@ CHILD = textwrap.dedent("""
         global done
         done += n
         print(done, flush=True)
-    store = Store(sys.argv[1], batch_size=200, flush_interval_s=0.005, on_commit=committed)
+    store = Store(sys.argv[1], batch_size=200, on_commit=committed)
     i = 0
     while True:
         store.submit(RequestRecord(id=f"r{i}", ts=time.time(), surface="chat", status=200,
@@ -128,7 +132,7 @@ def test_sigkill_mid_run_loses_at_most_the_unwritten_tail(tmp_path: Path,
         conn.execute("INSERT INTO metric_totals VALUES ('x', '{}', 1)")  # still writable
     finally:
         conn.close()
-    again = Store(db, flush_interval_s=0.01)
+    again = Store(db)
     again.submit(rec(10**6))
     assert again.flush(10.0)
     again.close()
@@ -137,7 +141,7 @@ def test_sigkill_mid_run_loses_at_most_the_unwritten_tail(tmp_path: Path,
 def test_retention_by_age_and_by_row_count(tmp_path: Path) -> None:
     db = tmp_path / "log.db"
     now = time.time()
-    store = Store(db, flush_interval_s=0.01)
+    store = Store(db)
     for i in range(10):
         store.submit(rec(i, ts=now - (10 - i) * 86400))  # 10 .. 1 days old
     assert store.flush(10.0)
@@ -158,7 +162,7 @@ def test_retention_by_age_and_by_row_count(tmp_path: Path) -> None:
 
 def test_the_writer_applies_retention_itself(tmp_path: Path) -> None:
     db = tmp_path / "log.db"
-    store = Store(db, flush_interval_s=0.01, max_rows=3, retention_interval_s=0.0)
+    store = Store(db, max_rows=3, retention_interval_s=0.0)
     for i in range(6):
         store.submit(rec(i))
     assert store.flush(10.0)
@@ -178,7 +182,7 @@ def test_prompts_are_redacted_or_not_stored(tmp_path: Path, log_prompts: bool) -
     table = two_model_table(log_prompts=str(log_prompts).lower())
     assert table.server.log_prompts is log_prompts
     db, jsonl = tmp_path / "log.db", tmp_path / "log.jsonl"
-    recorder = Recorder(table, Store(db, jsonl=jsonl, flush_interval_s=0.01))
+    recorder = Recorder(table, Store(db, jsonl=jsonl))
     text = f"My key is {CANARY} and mail {EMAIL}; please summarise the meeting notes."
     simulate(recorder, table, text, answer=f"Sure. I saw {CANARY} and wrote to {EMAIL}.")
     assert recorder.flush(10.0)

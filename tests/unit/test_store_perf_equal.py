@@ -28,18 +28,17 @@ from interlock.runtime.canonical import CanonicalRequest, Usage
 from interlock.runtime.classify import Classification, Classifier
 from interlock.runtime.decide import Decision, decide
 from interlock.runtime.errors import Attempt
-from interlock.runtime.record import Recorder, RequestRecord
-from interlock.runtime.stats import LogFilter, logs
-from interlock.runtime.store import (
-    _INSERT,
-    _SCHEMA,
-    _UPSERT,
+from interlock.runtime.logdb import (
     COLUMNS,
-    Store,
+    INSERT_SQL,
+    SCHEMA_SQL,
+    UPSERT_SQL,
     connect,
     ensure_schema,
-    record_row,
 )
+from interlock.runtime.record import Recorder, RequestRecord
+from interlock.runtime.stats import LogFilter, logs
+from interlock.runtime.store import Store, record_row
 from interlock.runtime.table import DecisionTable
 from interlock.runtime.trace import Diagnostics
 from obs_support import DEAD, request
@@ -335,8 +334,8 @@ def _old_db(path: Path, recs: list[RequestRecord]) -> sqlite3.Connection:
     for k in range(0, len(recs), 32):
         batch = recs[k:k + 32]
         conn.execute("BEGIN IMMEDIATE")
-        conn.executemany(_INSERT, [old_record_row(r) for r in batch])
-        conn.executemany(_UPSERT, [(n, lab, v) for (n, lab), v in
+        conn.executemany(INSERT_SQL, [old_record_row(r) for r in batch])
+        conn.executemany(UPSERT_SQL, [(n, lab, v) for (n, lab), v in
                                    old_totals_for(batch).items()])
         conn.execute("COMMIT")
     return conn
@@ -347,7 +346,7 @@ def test_stored_rows_logs_and_metrics_are_byte_for_byte_the_same(table: Decision
     recorder = Recorder(table)
     cases = _corpus(table, 700, seed=11)
     old = [old_build(recorder, *args) for args in cases]
-    store = Store(tmp_path / "new.db", batch_size=32, flush_interval_s=60.0)
+    store = Store(tmp_path / "new.db", batch_size=32)
     try:
         for args in cases:  # queued unbuilt, as Recorder.record does
             store.submit(lambda args=args: recorder._build(*args))  # type: ignore[misc]
@@ -371,12 +370,19 @@ def test_stored_rows_logs_and_metrics_are_byte_for_byte_the_same(table: Decision
         now.close()
 
 
-def test_a_schema_1_log_loses_only_the_unused_id_index(tmp_path: Path) -> None:
+_SCHEMA_1_INDEXES = {
+    "DROP INDEX IF EXISTS requests_id": "CREATE INDEX requests_id ON requests(id)",
+    "DROP INDEX IF EXISTS requests_cell": "CREATE INDEX requests_cell ON requests(cell, ts)",
+    "DROP INDEX IF EXISTS requests_model": "CREATE INDEX requests_model ON requests(model, ts)",
+}
+
+
+def test_a_schema_1_log_keeps_its_rows_and_only_the_ts_index(tmp_path: Path) -> None:
+    assert set(_SCHEMA_1_INDEXES) <= set(SCHEMA_SQL)
     path = tmp_path / "v1.db"
     conn = sqlite3.connect(path)
-    for stmt in _SCHEMA:  # schema 1 made the index that schema 2 drops
-        conn.execute(stmt.replace("DROP INDEX IF EXISTS requests_id",
-                                  "CREATE INDEX requests_id ON requests(id)"))
+    for stmt in SCHEMA_SQL:  # schema 1 made the indexes that schemas 2 and 3 drop
+        conn.execute(_SCHEMA_1_INDEXES.get(stmt, stmt))
     conn.execute("INSERT INTO requests (id, ts, surface, status, table_hash, worker, "
                  "latency_ms) VALUES ('kept', 1.0, 'chat', 200, 'h', 1, 2.0)")
     assert conn.execute("SELECT name FROM sqlite_master WHERE name = 'requests_id'").fetchone()
@@ -388,10 +394,9 @@ def test_a_schema_1_log_loses_only_the_unused_id_index(tmp_path: Path) -> None:
         ensure_schema(conn)  # again: a no-op
         names = {r[0] for r in conn.execute(
             "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'requests'")}
-        assert "requests_id" not in names
-        assert {"requests_ts", "requests_cell", "requests_model"} <= names
+        assert names == {"requests_ts"}
         assert conn.execute("SELECT id FROM requests").fetchall()[0][0] == "kept"
-        assert conn.execute("PRAGMA user_version").fetchone()[0] == 2
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == 3
     finally:
         conn.close()
 

@@ -1,0 +1,228 @@
+"""The request log's writer process: what it does when the worker or it dies, when it
+is stopped, when the pipe is full, and what the event loop does (and does not) do."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import textwrap
+import time
+from dataclasses import fields
+from pathlib import Path
+
+import orjson
+import pytest
+from interlock.runtime import logwriter
+from interlock.runtime.logdb import COLUMNS, connect
+from interlock.runtime.record import RequestRecord
+from interlock.runtime.store import Store, record_json
+
+
+def rec(i: int, **kw: object) -> RequestRecord:
+    base: dict[str, object] = dict(id=f"r{i}", ts=time.time(), surface="chat", status=200,
+                                   table_hash="sha256:x", worker=1, client_request_id=str(i),
+                                   latency_ms=12.5, attempts=[{"provider": "p", "model": "p/m",
+                                                               "outcome": "ok"}])
+    base.update(kw)
+    return RequestRecord(**base)  # type: ignore[arg-type]
+
+
+def ids(path: Path) -> list[str]:
+    conn = connect(path)
+    try:
+        return [r[0] for r in conn.execute("SELECT client_request_id FROM requests ORDER BY seq")]
+    finally:
+        conn.close()
+
+
+def wait_for(cond: object, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not cond():  # type: ignore[operator]
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.01)
+
+
+def test_the_columns_are_the_records_fields_but_source() -> None:
+    assert COLUMNS == tuple(f.name for f in fields(RequestRecord) if f.name != "source")
+
+
+def test_on_the_event_loop_records_are_built_after_the_request_not_in_submit(
+        tmp_path: Path) -> None:
+    store = Store(tmp_path / "log.db")
+    built: list[int] = []
+
+    def pending(i: int) -> RequestRecord:
+        built.append(i)
+        return rec(i)
+
+    async def main() -> None:
+        for i in range(3):
+            assert store.submit(lambda i=i: pending(i))  # type: ignore[misc]
+        assert built == []  # submit only queues: the request path does no log work
+        await asyncio.sleep(0.05)
+        assert built == [0, 1, 2]  # one callback built and sent them
+        assert await asyncio.to_thread(store.flush, 10.0)  # as GET /v1/logs does
+
+    try:
+        asyncio.run(main())
+        assert ids(tmp_path / "log.db") == ["0", "1", "2"]
+    finally:
+        store.close()
+
+
+def test_a_dead_writer_is_replaced_and_what_it_held_counts_as_failed(tmp_path: Path) -> None:
+    db = tmp_path / "log.db"
+    store = Store(db)
+    try:
+        for i in range(3):
+            store.submit(rec(i))
+        assert store.flush(10.0)
+        assert store._writer is not None
+        first = store._writer.proc
+        os.kill(first.pid, signal.SIGSTOP)  # it cannot read: the next two stay unacknowledged
+        store.submit(rec(3))
+        store.submit(rec(4))
+        os.kill(first.pid, signal.SIGKILL)
+        wait_for(lambda: store._writer is None and store.pending == 0)
+        assert store.failed == 2
+        assert store.submit(rec(5)) is False  # no writer yet (restart back-off): dropped
+        assert store.dropped == 1
+        store._restart_at = 0.0  # the back-off is over
+        assert store.submit(rec(6)) is True
+        assert store._writer is not None and store._writer.proc.pid != first.pid
+        assert store.flush(10.0)
+        assert ids(db) == ["0", "1", "2", "6"]
+    finally:
+        store.close()
+
+
+def test_ctrl_c_and_sigterm_do_not_stop_the_writer(tmp_path: Path) -> None:
+    # a Ctrl-C or a service manager's stop reaches the whole process group; the
+    # writer must still be there to write what its worker sends while it stops
+    store = Store(tmp_path / "log.db")
+    try:
+        assert store._writer is not None
+        pid = store._writer.proc.pid
+        time.sleep(0.3)  # let it install its handlers (it is importing modules)
+        os.kill(pid, signal.SIGINT)
+        os.kill(pid, signal.SIGTERM)
+        store.submit(rec(1))
+        assert store.flush(10.0)
+        assert store._writer is not None and store._writer.proc.pid == pid
+        assert store._writer.proc.poll() is None
+    finally:
+        store.close()
+    assert ids(tmp_path / "log.db") == ["1"]
+
+
+def test_a_full_pipe_makes_a_backlog_not_a_wait(tmp_path: Path) -> None:
+    store = Store(tmp_path / "log.db")
+    assert store._writer is not None
+    pid = store._writer.proc.pid
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        big = "word " * 60_000  # 300 KB each: 10 of them overflow a 1 MiB pipe
+        results = [store.submit(rec(i, answer=big)) for i in range(10)]
+        assert results == [True] * 10
+        assert store._writer.backlog  # held by the worker, not blocking it
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    try:
+        assert store.flush(30.0)
+        assert ids(tmp_path / "log.db") == [str(i) for i in range(10)]
+    finally:
+        store.close()
+
+
+HOST = textwrap.dedent("""
+    import sys, time
+    from interlock.runtime.record import RequestRecord
+    from interlock.runtime.store import Store
+    store = Store(sys.argv[1])
+    for i in range(int(sys.argv[2])):
+        store.submit(RequestRecord(id=f"r{i}", ts=time.time(), surface="chat", status=200,
+                                   table_hash="sha256:x", worker=1, client_request_id=str(i)))
+    print(store._writer.proc.pid, flush=True)
+    time.sleep(60)
+""")
+
+
+def test_a_killed_worker_loses_nothing_it_handed_over(tmp_path: Path) -> None:
+    db = tmp_path / "log.db"
+    host = subprocess.Popen([sys.executable, "-c", HOST, str(db), "500"],
+                            stdout=subprocess.PIPE, text=True)
+    try:
+        assert host.stdout is not None
+        writer = int(host.stdout.readline())
+        os.kill(host.pid, signal.SIGKILL)  # no close(), no flush()
+    finally:
+        host.wait(10)
+    # the writer reads to the end of its pipe, commits, and exits on its own
+    wait_for(lambda: not os.path.exists(f"/proc/{writer}") or
+             open(f"/proc/{writer}/stat").read().split()[2] == "Z", timeout=20)
+    assert ids(db) == [str(i) for i in range(500)]
+
+
+def test_the_writer_skips_an_unreadable_frame_and_reports_progress(tmp_path: Path) -> None:
+    conn = connect(tmp_path / "log.db", create=True)
+    acks = io.BytesIO()
+    jsonl = tmp_path / "log.jsonl"
+    writer = logwriter.Writer(conn, acks, jsonl=str(jsonl))
+    r, w = os.pipe()
+    good = [list(record_json(rec(i)).values()) for i in range(2)]
+    os.write(w, b"not json\n" + orjson.dumps([3, good]) + b"\n")
+    os.close(w)
+    writer.run(r)
+    os.close(r)
+    assert acks.getvalue().splitlines()[-1] == b"2 2 0"
+    rows = conn.execute("SELECT client_request_id, attempts FROM requests").fetchall()
+    assert [x[0] for x in rows] == ["0", "1"]
+    assert orjson.loads(rows[0][1]) == [{"provider": "p", "model": "p/m", "outcome": "ok"}]
+    dropped = conn.execute("SELECT value FROM metric_totals WHERE name = "
+                           "'interlock_recorder_dropped_records'").fetchone()
+    assert dropped[0] == 3
+    lines = [orjson.loads(x) for x in jsonl.read_bytes().splitlines()]
+    assert lines == [record_json(rec(i)) | {"ts": lines[i]["ts"]} for i in range(2)]
+    conn.close()
+
+
+def test_a_batch_the_database_refuses_is_counted_not_fatal(tmp_path: Path) -> None:
+    db = tmp_path / "log.db"
+    conn = connect(db, create=True)
+    conn.execute("CREATE TRIGGER no BEFORE INSERT ON requests WHEN NEW.id = 'r1' "
+                 "BEGIN SELECT RAISE(ABORT, 'refused'); END")
+    acks = io.BytesIO()
+    writer = logwriter.Writer(conn, acks, batch_size=1)
+    r, w = os.pipe()
+    os.write(w, orjson.dumps([0, [list(record_json(rec(i)).values()) for i in range(3)]]) + b"\n")
+    os.close(w)
+    writer.run(r)
+    os.close(r)
+    assert acks.getvalue().splitlines()[-1] == b"3 2 1"
+    assert [x[0] for x in conn.execute("SELECT id FROM requests")] == ["r0", "r2"]
+    conn.close()
+
+
+@pytest.mark.parametrize("bad", [b"[1]", b"{}", b"[0, 5]"])
+def test_odd_frames_do_not_stop_the_writer(tmp_path: Path, bad: bytes) -> None:
+    conn = connect(tmp_path / "log.db", create=True)
+    writer = logwriter.Writer(conn, io.BytesIO())
+    r, w = os.pipe()
+    os.write(w, bad + b"\n" + orjson.dumps([0, [list(record_json(rec(7)).values())]]) + b"\n")
+    os.close(w)
+    writer.run(r)
+    os.close(r)
+    assert [x[0] for x in conn.execute("SELECT id FROM requests")] == ["r7"]
+    conn.close()
+
+
+def test_a_missing_directory_fails_at_start_up(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    with pytest.raises((OSError, sqlite3.Error)):
+        Store(blocker / "log.db")

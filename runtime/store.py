@@ -114,8 +114,8 @@ class _Writer:
         try:
             import fcntl
             fcntl.fcntl(self.fd, _F_SETPIPE_SZ, PIPE_SIZE)
-        except OSError:  # a lower limit (pipe-max-size): the default size works too
-            pass
+        except (OSError, ImportError):  # a lower limit (pipe-max-size), or not Linux:
+            pass                          # the default size works too (the backlog absorbs)
         #: rows framed for this process; rows it took, committed, lost (acknowledged)
         self.sent = 0
         self.done = 0

@@ -165,8 +165,10 @@ class Store:
         #: appended by submit() (no lock: deque appends and pops are atomic), emptied
         #: by _send() on the loop or on a thread that flushes
         self._queued: deque[RequestRecord | Pending] = deque()
-        self._scheduled = False
-        self._retry: asyncio.TimerHandle | None = None
+        #: the loops on which a send / a backlog retry is scheduled (a loop, not a flag:
+        #: a loop that stopped before its timer ran must not block the next one)
+        self._scheduled: asyncio.AbstractEventLoop | None = None
+        self._retry: asyncio.AbstractEventLoop | None = None
         self._closing = False
         self._reported_drops = 0
         #: records submitted and settled (committed, failed or lost), over all writers
@@ -186,20 +188,20 @@ class Store:
         """Take ``rec`` for the log; O(1), never blocks.  False if it was dropped.
 
         ``rec`` may be a callable that builds the record (``Recorder.record``): it is
-        called at the end of the event loop's iteration, after the answer went out."""
+        called on the event loop within :data:`SEND_DELAY_S`, after the answer went
+        out (at once, when no event loop runs in this thread)."""
         if self._closing or self._submitted - self._settled >= self.queue_size \
                 or (self._writer is None and not self._revive()):
             self.dropped += 1
             return False
         self._queued.append(rec)
         self._submitted += 1
-        if not self._scheduled:
-            loop = asyncio._get_running_loop()
-            if loop is None:
-                self._send()
-            else:
-                self._scheduled = True
-                loop.call_later(SEND_DELAY_S, self._send)
+        loop = asyncio._get_running_loop()
+        if loop is None:
+            self._send()
+        elif self._scheduled is not loop:
+            self._scheduled = loop
+            loop.call_later(SEND_DELAY_S, self._send)
         return True
 
     @property
@@ -210,7 +212,7 @@ class Store:
     def _send(self, commit: bool = False) -> None:
         """Build what was queued, frame it and write it to the writer's pipe (with
         ``commit``, asking the writer to commit at once rather than batch on)."""
-        self._scheduled = False
+        self._scheduled = None
         with self._lock:
             pop = self._queued.popleft
             queued = [pop() for _ in range(len(self._queued))]
@@ -274,10 +276,11 @@ class Store:
             writer.backlog.clear()
             return
         del writer.backlog[:n]
-        if writer.backlog and self._retry is None:
+        if writer.backlog:
             loop = asyncio._get_running_loop()
-            if loop is not None:
-                self._retry = loop.call_later(0.005, self._retried)
+            if loop is not None and self._retry is not loop:
+                self._retry = loop
+                loop.call_later(0.005, self._retried)
 
     def _retried(self) -> None:
         self._retry = None

@@ -75,6 +75,30 @@ def test_on_the_event_loop_records_are_built_after_the_request_not_in_submit(
         store.close()
 
 
+def test_a_loop_that_stopped_before_its_send_does_not_hold_up_the_next(
+        tmp_path: Path) -> None:
+    # one store used from two asyncio.run() calls (a CLI or test pattern): the first
+    # loop ends before its send timer fires; the second loop must still send
+    store = Store(tmp_path / "log.db")
+
+    async def submit(i: int) -> None:
+        assert store.submit(rec(i))
+
+    async def submit_and_wait(i: int) -> None:
+        assert store.submit(rec(i))
+        deadline = time.monotonic() + 10
+        while store.pending and time.monotonic() < deadline:  # no flush(): the loop sends
+            await asyncio.sleep(0.01)
+
+    try:
+        asyncio.run(submit(0))
+        asyncio.run(submit_and_wait(1))
+        assert store.pending == 0
+        assert ids(tmp_path / "log.db") == ["0", "1"]
+    finally:
+        store.close()
+
+
 def test_a_dead_writer_is_replaced_and_what_it_held_counts_as_failed(tmp_path: Path) -> None:
     db = tmp_path / "log.db"
     store = Store(db)

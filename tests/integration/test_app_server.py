@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import sqlite3
 import subprocess
 import sys
 import time
@@ -254,3 +255,52 @@ def test_two_workers_each_load_the_table(ups: tuple[FakeOllama, FakeOpenAI]) -> 
         hashes = {post(r.url).headers["x-router-table"] for _ in range(8)}
         assert len(hashes) == 1 and hashes.pop().startswith("sha256:")
         assert len([x for x in a.requests if x.path == "/api/chat"]) == 8
+
+
+def _descendants(pid: int) -> list[int]:
+    parents: dict[int, int] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        parents[int(stat.parent.name)] = int(fields[1])
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        kids = [c for c, parent in parents.items() if parent == p]
+        out += kids
+        todo += kids
+    return out
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads /proc")
+def test_each_worker_has_a_log_writer_and_none_outlives_the_router(
+        tmp_path: Path, ups: tuple[FakeOllama, FakeOpenAI]) -> None:
+    a, c = ups
+    db = tmp_path / "log.db"
+    with RouterProcess(two_provider_table(a, c), workers=2,
+                       env={"INTERLOCK_DB": str(db)}) as r:
+        for _ in range(20):
+            assert post(r.url).status_code == 200
+        writers = [p for p in _descendants(r.proc.pid)
+                   if b"interlock.runtime.logwriter" in Path(f"/proc/{p}/cmdline").read_bytes()]
+        assert len(writers) == 2
+    # stopped (SIGTERM): the workers closed their logs, the writers wrote and exited
+    deadline = time.monotonic() + 15
+    while any(_alive(p) for p in writers):
+        assert time.monotonic() < deadline, "a log writer outlived its router"
+        time.sleep(0.05)
+    conn = sqlite3.connect(db)
+    try:
+        assert conn.execute("SELECT COUNT(*) FROM requests").fetchone()[0] == 20
+    finally:
+        conn.close()

@@ -283,10 +283,22 @@ class StoreCollector(Collector):
                                  "serves (value 1).", labels=["hash", "profile"])
         info.add_metric([rec.table_hash, rec.table.profile], 1.0)
         yield info
+        store = rec.store
         queued = GaugeMetricFamily("interlock_recorder_queue_records",
                                    "Request records waiting for the writer (this worker).")
-        queued.add_metric([], float(rec.store.pending if rec.store is not None else 0))
+        queued.add_metric([], float(store.pending if store is not None else 0))
         yield queued
+        if store is None:
+            return
+        up = GaugeMetricFamily("interlock_recorder_writer_up", "1 while this worker's "
+                               "request-log writer process runs, 0 while it is restarted.")
+        up.add_metric([], 1.0 if store.writer_up else 0.0)
+        yield up
+        failed = CounterMetricFamily("interlock_recorder_failed_records",
+                                     "Request records lost by this worker's log since it "
+                                     "started (a refused batch, a writer that died).")
+        failed.add_metric([], float(store.failed))
+        yield failed
 
 
 def _counter(fam: Family, samples: list[tuple[dict[str, str], float]]) -> Metric:

@@ -205,6 +205,12 @@ class Store:
         return True
 
     @property
+    def writer_up(self) -> bool:
+        """True while the writer process runs (False between a death and its restart)."""
+        writer = self._writer
+        return writer is not None and writer.proc.poll() is None
+
+    @property
     def pending(self) -> int:
         """Records submitted and not yet committed (or lost)."""
         return self._submitted - self._settled

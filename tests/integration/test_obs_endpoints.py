@@ -104,6 +104,8 @@ def test_metrics(setup: Setup) -> None:
            'provider="loc-a"} 1.0' in text
     assert "interlock_request_duration_seconds_bucket" in text
     assert "interlock_table_info{hash=\"sha256:" in text
+    assert "interlock_recorder_writer_up 1.0" in text
+    assert "interlock_recorder_failed_records_total 0.0" in text
 
 
 def test_the_store_is_on_disk_and_the_cli_reads_it(setup: Setup, db: Path) -> None:

@@ -111,14 +111,16 @@ def test_a_dead_writer_is_replaced_and_what_it_held_counts_as_failed(tmp_path: P
         os.kill(first.pid, signal.SIGSTOP)  # it cannot read: the next two stay unacknowledged
         store.submit(rec(3))
         store.submit(rec(4))
+        assert store.writer_up
         os.kill(first.pid, signal.SIGKILL)
         wait_for(lambda: store._writer is None and store.pending == 0)
-        assert store.failed == 2
+        assert store.failed == 2 and not store.writer_up
         assert store.submit(rec(5)) is False  # no writer yet (restart back-off): dropped
         assert store.dropped == 1
         store._restart_at = 0.0  # the back-off is over
         assert store.submit(rec(6)) is True
         assert store._writer is not None and store._writer.proc.pid != first.pid
+        assert store.writer_up
         assert store.flush(10.0)
         assert ids(db) == ["0", "1", "2", "6"]
     finally:

@@ -2,9 +2,9 @@
 
 How a record travels: the request path calls :meth:`Store.submit` when a request
 ends.  That appends the record - usually still unbuilt, a callable from
-``Recorder.record`` - to a list, and, once per event-loop iteration, a callback
-builds the records of that iteration, takes their fields in column order (one C
-call each) and writes them as one frame to the pipe of the worker's writer process
+``Recorder.record`` - to a queue, and, every :data:`SEND_DELAY_S` (5 ms), a callback
+on the event loop builds the queued records, takes their fields in column order (one
+C call each) and writes them as one frame to the pipe of the worker's writer process
 (:mod:`interlock.runtime.logwriter`).  That process does everything else - the
 JSON text of list columns, redaction of kept prompts, the Prometheus totals, the
 SQLite transaction, the JSONL copy, retention - on its own interpreter, so the
@@ -18,7 +18,7 @@ between the request path and the database.
 
 Crash behaviour: the writer commits each transaction whole (WAL, see
 :mod:`interlock.runtime.logdb`).  A worker killed mid-run loses only the records of
-its last loop iteration: what it had written to the pipe, the writer still reads,
+its last 5 ms: what it had written to the pipe, the writer still reads,
 commits, and then exits on end of input.  A writer that dies is restarted (after
 1 s, then up to 30 s between tries); the records it had not acknowledged are
 counted as failed, and records are dropped and counted while there is none.

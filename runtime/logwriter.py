@@ -62,7 +62,6 @@ READ_SIZE: Final = 1 << 20
 COMMIT_DELAY_S: Final = 0.01
 _PROMPT_AT: Final = COLUMNS.index("prompt")
 _ANSWER_AT: Final = COLUMNS.index("answer")
-_ATTEMPTS_AT: Final = COLUMNS.index("attempts")
 
 #: a row seen by name (``totals_for`` reads records by attribute)
 RowView = namedtuple("RowView", COLUMNS)  # type: ignore[misc]  # noqa: PYI024
@@ -95,8 +94,7 @@ class Writer:
         self.max_rows = max_rows
         self.retention_interval_s = retention_interval_s
         self.commit_delay_s = commit_delay_s
-        self.done = 0
-        self.written = 0
+        self.done = 0  # rows taken off the pipe: committed or failed
         self.failed = 0
         self._dropped = 0
         self._redact: Callable[[str], str] | None = None
@@ -195,10 +193,13 @@ class Writer:
                     time.sleep(0.05)
         self.done += len(batch)
         self._dropped = 0
-        self.written = self.done - self.failed
         if records:
             self._append_jsonl(records)
         self._ack()
+
+    @property
+    def written(self) -> int:
+        return self.done - self.failed
 
     def _scrub(self, batch: Sequence[list[Any]]) -> None:
         redact = self._redact

@@ -105,8 +105,7 @@ class _Writer:
             cmd += ["--retention-days", str(store.retention_days)]
         if store.max_rows is not None:
             cmd += ["--max-rows", str(store.max_rows)]
-        self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                     start_new_session=False)
+        self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
         assert self.proc.stdin is not None and self.proc.stdout is not None
         self.stdin: IO[bytes] = self.proc.stdin
         self.fd = self.stdin.fileno()
@@ -255,8 +254,9 @@ class Store:
         drops = self.dropped - self._reported_drops
         self._reported_drops = self.dropped
         rows = [_VALUES(rec) for rec in built]
+        ask: list[int] = [1] if commit else []  # a third element asks for a commit now
         try:
-            return orjson.dumps([drops, rows, 1] if commit else [drops, rows]) + b"\n"
+            return orjson.dumps([drops, rows, *ask]) + b"\n"
         except TypeError:  # a value JSON cannot hold (a bug): lose that record only
             good: list[tuple[Any, ...]] = []
             kept: list[RequestRecord] = []
@@ -270,7 +270,7 @@ class Store:
                 good.append(row)
                 kept.append(rec)
             built[:] = kept
-            return orjson.dumps([drops, good, 1] if commit else [drops, good]) + b"\n"
+            return orjson.dumps([drops, good, *ask]) + b"\n"
 
     def _pump(self, writer: _Writer) -> None:
         """Write as much of the backlog as the pipe takes; come back later for the rest."""

@@ -134,7 +134,8 @@ def test_ctrl_c_and_sigterm_do_not_stop_the_writer(tmp_path: Path) -> None:
     try:
         assert store._writer is not None
         pid = store._writer.proc.pid
-        time.sleep(0.3)  # let it install its handlers (it is importing modules)
+        store.submit(rec(0))  # acknowledged: the writer is past installing its handlers
+        assert store.flush(10.0)
         os.kill(pid, signal.SIGINT)
         os.kill(pid, signal.SIGTERM)
         store.submit(rec(1))
@@ -143,7 +144,7 @@ def test_ctrl_c_and_sigterm_do_not_stop_the_writer(tmp_path: Path) -> None:
         assert store._writer.proc.poll() is None
     finally:
         store.close()
-    assert ids(tmp_path / "log.db") == ["1"]
+    assert ids(tmp_path / "log.db") == ["0", "1"]
 
 
 def test_a_full_pipe_makes_a_backlog_not_a_wait(tmp_path: Path) -> None:

@@ -43,10 +43,17 @@ class SpanSink:
         self._trace = trace_api
         self._global = global_provider
 
+    @property
+    def active(self) -> bool:
+        """False while no SDK is configured (the global provider is still the API's
+        proxy): every span would be a no-op, so the store does not hand batches over -
+        its sink thread never starts, and the worker's GIL is not shared with it."""
+        return not (self._global and isinstance(self._trace.get_tracer_provider(),
+                                                self._trace.ProxyTracerProvider))
+
     def __call__(self, batch: list[RequestRecord]) -> None:
-        if self._global and isinstance(self._trace.get_tracer_provider(),
-                                       self._trace.ProxyTracerProvider):
-            return  # no SDK configured (yet): every span would be a no-op; skip the work
+        if not self.active:
+            return  # no SDK configured (yet): skip the work
         for rec in batch:
             self._request(rec)
 

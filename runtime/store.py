@@ -151,7 +151,8 @@ class Store:
         self.retention_interval_s = retention_interval_s
         #: called (a thread of the worker) with the number of records of each commit
         self.on_commit = on_commit
-        #: consumers of the built records (e.g. OpenTelemetry spans), on a worker thread
+        #: consumers of the built records (e.g. OpenTelemetry spans), on a worker thread;
+        #: a sink with an ``active`` attribute that is False is skipped (no thread wakes)
         self.sinks: list[Sink] = []
         #: records not taken because too many were in flight or there was no writer
         self.dropped = 0
@@ -232,7 +233,7 @@ class Store:
                 writer.backlog += frame
             if writer.backlog:
                 self._pump(writer)
-        if built and self.sinks:
+        if built and self.sinks and any(getattr(s, "active", True) for s in self.sinks):
             self._to_sinks(built)
 
     def _built(self, queued: list[RequestRecord | Pending]) -> list[RequestRecord]:

@@ -243,6 +243,41 @@ def test_otel_spans_follow_the_genai_conventions(tmp_path: Path) -> None:
     assert attempts[0].status.status_code.name == "ERROR"
 
 
+def test_otel_sink_waits_for_an_sdk_without_a_thread(tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """With the API installed but no SDK configured, the store hands the span sink
+    nothing (no sink thread); once a provider is set, the next batches get spans."""
+    sdk = pytest.importorskip("opentelemetry.sdk.trace")
+    from interlock.runtime import otel
+    from opentelemetry import trace
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    current: list[object] = [trace.ProxyTracerProvider()]
+    monkeypatch.setattr(trace, "get_tracer_provider", lambda: current[0])
+    sink = otel.span_sink()
+    assert sink is not None and not sink.active  # type: ignore[attr-defined]
+    table = two_model_table()
+    store = Store(tmp_path / "log.db")
+    recorder = Recorder(table, store, spans=sink)
+    simulate(recorder, table, "Say hello.")
+    assert recorder.flush(10.0)
+    assert store._sink_thread is None and store.written == 1
+
+    exporter = InMemorySpanExporter()
+    provider = sdk.TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    current[0] = provider
+    sink._tracer = provider.get_tracer("interlock")  # type: ignore[attr-defined]
+    assert sink.active  # type: ignore[attr-defined]
+    simulate(recorder, table, "Say hello again.")
+    assert recorder.flush(10.0)
+    recorder.close()
+    assert store._sink_thread is not None
+    assert [s.name for s in exporter.get_finished_spans() if s.kind.name == "SERVER"] \
+        == ["chat auto"]
+
+
 def test_otel_is_a_no_op_without_the_package(monkeypatch: pytest.MonkeyPatch) -> None:
     import builtins
 

@@ -253,3 +253,47 @@ def test_a_missing_directory_fails_at_start_up(tmp_path: Path) -> None:
     blocker.write_text("x")
     with pytest.raises((OSError, sqlite3.Error)):
         Store(blocker / "log.db")
+
+
+def test_under_load_rows_wait_for_larger_transactions(tmp_path: Path) -> None:
+    """Rows that came at BUSY_RATE or faster make the next transaction wait the busy
+    delay; a slow trickle is committed after the short one."""
+    import threading
+
+    db = tmp_path / "log.db"
+    connect(db, create=True).close()
+    acks = io.BytesIO()
+    writer = logwriter.Writer(None, acks, commit_delay_s=0.01,  # type: ignore[arg-type]
+                              busy_delay_s=30.0)
+    r, w = os.pipe()
+
+    def run() -> None:  # the connection belongs to the thread that uses it
+        writer.conn = connect(db)
+        try:
+            writer.run(r)
+        finally:
+            writer.conn.close()
+
+    runner = threading.Thread(target=run)
+    runner.start()
+
+    def frame(first: int, n: int) -> bytes:
+        rows = [list(record_json(rec(i)).values()) for i in range(first, first + n)]
+        return orjson.dumps([0, rows]) + b"\n"
+
+    try:
+        os.write(w, frame(0, 1))  # one row: committed after the short delay
+        wait_for(lambda: writer.done == 1)
+        assert not writer._busy
+        os.write(w, frame(1, 200))  # 200 rows at once: far above the rate
+        wait_for(lambda: writer.done == 201)
+        assert writer._busy
+        os.write(w, frame(201, 1))  # waits for company now (30 s), not 10 ms
+        time.sleep(0.3)
+        assert writer.done == 201
+    finally:
+        os.close(w)  # end of input commits at once
+        runner.join(10.0)
+        os.close(r)
+    assert writer.done == 202 and writer.failed == 0
+    assert len(ids(db)) == 202

@@ -64,7 +64,7 @@ COMMIT_DELAY_S: Final = 0.01
 #: under load (the rows of the last commit came at :data:`BUSY_RATE` per second or more)
 #: a row waits up to this long instead: a larger transaction costs less per row (~3 µs
 #: of ~28 under wrk at 32 connections), and there a commit's burst no longer shows in a
-#: p99 that queueing sets.  One connection (~2,000 requests/s) stays below the rate.
+#: p99 that queueing sets.  One connection (1,500-1,800 requests/s in bench/) stays below.
 BUSY_DELAY_S: Final = 0.05
 BUSY_RATE: Final = 3200.0
 #: (gen0, gen1, gen2) collector thresholds of this process (see ``main``)

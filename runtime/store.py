@@ -55,13 +55,12 @@ from interlock.runtime.logdb import (
     iter_batches,
     row_json,
 )
-from interlock.runtime.logwriter import stored_row
 from interlock.runtime.record import Recorder, RequestRecord, db_path_for
 from interlock.runtime.redact import prompt_messages
 from interlock.runtime.table import DecisionTable
 
 __all__ = ["COLUMNS", "Store", "apply_retention", "connect", "iter_batches", "open_recorder",
-           "record_json", "record_row", "row_json"]
+           "row_json"]
 
 log = logging.getLogger("interlock.store")
 
@@ -81,15 +80,6 @@ RESTART_S: Final = (1.0, 30.0)
 #: is a write and wakes the writer, so one per loop iteration cost the loop and the
 #: writer more than the records themselves (measured under wrk at 32 connections)
 SEND_DELAY_S: Final = 0.005
-
-
-def record_row(rec: RequestRecord) -> list[Any]:
-    """The ``requests`` row of ``rec``: lists and dicts as JSON text, booleans as 0/1."""
-    return stored_row(list(_VALUES(rec)))
-
-
-def record_json(rec: RequestRecord) -> dict[str, Any]:
-    return {name: getattr(rec, name) for name in COLUMNS}
 
 
 class _Writer:
@@ -115,10 +105,10 @@ class _Writer:
             fcntl.fcntl(self.fd, _F_SETPIPE_SZ, PIPE_SIZE)
         except (OSError, ImportError):  # a lower limit (pipe-max-size), or not Linux:
             pass                          # the default size works too (the backlog absorbs)
-        #: rows framed for this process; rows it took, committed, lost (acknowledged)
+        #: rows framed for this process; rows it took (committed or lost) and lost,
+        #: as acknowledged
         self.sent = 0
         self.done = 0
-        self.written = 0
         self.failed = 0
         self.backlog = bytearray()
         self.thread = threading.Thread(target=store._acks, args=(self,),
@@ -359,13 +349,13 @@ class Store:
         assert writer.proc.stdout is not None
         for line in writer.proc.stdout:
             try:
-                done, written, failed = (int(x) for x in line.split())
+                done, _written, failed = (int(x) for x in line.split())
             except ValueError:
                 continue
-            committed = written - writer.written
-            self.written += committed
             new, lost = done - writer.done, failed - writer.failed
-            writer.done, writer.written, writer.failed = done, written, failed
+            writer.done, writer.failed = done, failed
+            committed = new - lost
+            self.written += committed
             self._settle(new, lost=lost)
             if committed and self.on_commit is not None:
                 self.on_commit(committed)

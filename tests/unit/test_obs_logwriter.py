@@ -20,7 +20,7 @@ import pytest
 from interlock.runtime import logwriter
 from interlock.runtime.logdb import COLUMNS, connect
 from interlock.runtime.record import RequestRecord
-from interlock.runtime.store import Store, record_json
+from interlock.runtime.store import Store
 
 
 def rec(i: int, **kw: object) -> RequestRecord:
@@ -30,6 +30,11 @@ def rec(i: int, **kw: object) -> RequestRecord:
                                                                "outcome": "ok"}])
     base.update(kw)
     return RequestRecord(**base)  # type: ignore[arg-type]
+
+
+def record_json(rec: RequestRecord) -> dict[str, object]:
+    """``rec``'s stored fields by column, as the worker frames them (and JSONL holds them)."""
+    return {name: getattr(rec, name) for name in COLUMNS}
 
 
 def ids(path: Path) -> list[str]:

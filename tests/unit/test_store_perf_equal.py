@@ -1,12 +1,12 @@
 """The request log's faster writer path (issue 6) stores exactly what the old one did.
 
-``Recorder._build`` (one pass over locals, positional constructor), ``record_row``
-(one attrgetter) and ``metrics.totals_for`` (raw label keys, cached stored keys) were
-rewritten for speed.  The old implementations live on here, only as the reference:
-over a generated corpus of requests (successes, errors, fallbacks, escalations,
-streams, estimated tokens, unknown models, prompts kept or not) the records, the
-stored rows, the ``metric_totals`` deltas, ``GET /v1/logs`` items and the
-``/metrics`` text must be identical - the same floats, bit for bit.
+``Recorder._build`` (one pass over locals, positional constructor), the stored row (the
+fields in column order, then the writer's ``stored_row``) and ``metrics.totals_for``
+(raw label keys, cached stored keys) were rewritten for speed. The old implementations
+live on here, only as the reference: over a generated corpus of requests (successes,
+errors, fallbacks, escalations, streams, estimated tokens, unknown models, prompts kept
+or not) the records, the stored rows, the ``metric_totals`` deltas, ``GET /v1/logs``
+items and the ``/metrics`` text must be identical - the same floats, bit for bit.
 """
 
 from __future__ import annotations
@@ -36,9 +36,10 @@ from interlock.runtime.logdb import (
     connect,
     ensure_schema,
 )
+from interlock.runtime.logwriter import stored_row
 from interlock.runtime.record import Recorder, RequestRecord
 from interlock.runtime.stats import LogFilter, logs
-from interlock.runtime.store import Store, record_row
+from interlock.runtime.store import Store
 from interlock.runtime.table import DecisionTable
 from interlock.runtime.trace import Diagnostics
 from obs_support import DEAD, request
@@ -148,6 +149,12 @@ def old_client_id(headers: Sequence[tuple[bytes, bytes]]) -> str | None:
         if name == b"x-request-id" or name == b"x-client-request-id":
             return value.decode("latin-1")[:128]
     return None
+
+
+def record_row(rec: RequestRecord) -> list[Any]:
+    """The row the writer stores for ``rec``: its fields in column order (what the
+    worker frames) through the writer's ``stored_row``."""
+    return stored_row([getattr(rec, name) for name in COLUMNS])
 
 
 def old_record_row(rec: RequestRecord) -> tuple[Any, ...]:

@@ -10,8 +10,10 @@ newline inside a document)::
 
     stdin   [dropped, rows]         rows: the records' fields in ``COLUMNS`` order, as
                                     the record holds them (lists and dicts, booleans;
-                                    prompt and answer not redacted yet); dropped: how
-                                    many records the worker dropped since its last frame
+                                    prompt and answer not redacted yet) but the
+                                    verdicts and the escalation, which come as JSON
+                                    text (``logdb.frame_row``); dropped: how many
+                                    records the worker dropped since its last frame
     stdout  done written failed     after each transaction, cumulative: rows taken off
                                     the pipe, rows committed, rows lost to database errors
 
@@ -46,6 +48,7 @@ from interlock.runtime.logdb import (
     COLUMNS,
     INSERT_SQL,
     JSON_AT,
+    TEXT_AT,
     UPSERT_SQL,
     apply_retention,
     connect,
@@ -77,15 +80,26 @@ RowView = namedtuple("RowView", COLUMNS)  # type: ignore[misc]  # noqa: PYI024
 
 
 def stored_row(row: list[Any]) -> list[Any]:
-    """``row`` (fields as the record holds them) as the ``requests`` row: lists and
-    dicts as JSON text, booleans as 0/1.  Changes ``row`` in place and returns it."""
+    """``row`` (fields as framed: ``logdb.frame_row``) as the ``requests`` row: lists
+    and dicts as JSON text (what came as text stays), booleans as 0/1.  Changes
+    ``row`` in place and returns it."""
     for i in JSON_AT:
         value = row[i]
-        if value is not None:
+        if value is not None and value.__class__ is not str:
             row[i] = orjson.dumps(value).decode()
     for i in BOOL_AT:
         row[i] = 1 if row[i] else 0
     return row
+
+
+def _jsonl_record(row: list[Any]) -> dict[str, Any]:
+    """``row`` (as framed) as its JSONL object: the columns framed as JSON text decoded."""
+    out = dict(zip(COLUMNS, row, strict=True))
+    for i in TEXT_AT:
+        value = row[i]
+        if value.__class__ is str:
+            out[COLUMNS[i]] = orjson.loads(value)
+    return out
 
 
 class Writer:
@@ -184,7 +198,7 @@ class Writer:
             self._scrub(batch)
         views = [RowView._make(row) for row in batch]
         totals = totals_for(views, dropped=self._dropped)  # type: ignore[arg-type]
-        records = [dict(zip(COLUMNS, row, strict=True)) for row in batch] if self.jsonl else []
+        records = [_jsonl_record(row) for row in batch] if self.jsonl else []
         stored = [stored_row(row) for row in batch]
         for attempt in (1, 2):
             try:

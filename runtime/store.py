@@ -4,11 +4,11 @@ How a record travels: the request path calls :meth:`Store.submit` when a request
 ends.  That appends the record - usually still unbuilt, a callable from
 ``Recorder.record`` - to a queue, and, every :data:`SEND_DELAY_S` (5 ms), a callback
 on the event loop builds the queued records, takes their fields in column order (one
-C call each) and writes them as one frame to the pipe of the worker's writer process
-(:mod:`interlock.runtime.logwriter`).  That process does everything else - the
-JSON text of list columns, redaction of kept prompts, the Prometheus totals, the
-SQLite transaction, the JSONL copy, retention - on its own interpreter, so the
-request log never holds the worker's GIL (issue 6: with the writer as a thread of
+C call each; the verdicts as JSON text, ``logdb.frame_row``) and writes them as one
+frame to the pipe of the worker's writer process (:mod:`interlock.runtime.logwriter`).
+That process does everything else - the JSON text of the other list columns,
+redaction of kept prompts, the Prometheus totals, the SQLite transaction, the JSONL
+copy, retention - on its own interpreter, so the request log never holds the worker's GIL (issue 6: with the writer as a thread of
 the worker, the log was the largest cost left in the worker process).
 
 Never blocking, never unbounded: the pipe is non-blocking; what the pipe cannot
@@ -52,6 +52,7 @@ from interlock.runtime.logdb import (
     COLUMNS,
     apply_retention,
     connect,
+    frame_row,
     iter_batches,
     row_json,
 )
@@ -244,12 +245,12 @@ class Store:
     def _frame(self, built: list[RequestRecord], commit: bool) -> bytes:
         drops = self.dropped - self._reported_drops
         self._reported_drops = self.dropped
-        rows = [_VALUES(rec) for rec in built]
+        rows = [frame_row(_VALUES(rec)) for rec in built]
         ask: list[int] = [1] if commit else []  # a third element asks for a commit now
         try:
             return orjson.dumps([drops, rows, *ask]) + b"\n"
         except TypeError:  # a value JSON cannot hold (a bug): lose that record only
-            good: list[tuple[Any, ...]] = []
+            good: list[list[Any]] = []
             kept: list[RequestRecord] = []
             for rec, row in zip(built, rows, strict=True):
                 try:

@@ -18,7 +18,7 @@ from pathlib import Path
 import orjson
 import pytest
 from interlock.runtime import logwriter
-from interlock.runtime.logdb import COLUMNS, connect
+from interlock.runtime.logdb import COLUMNS, connect, frame_row
 from interlock.runtime.record import RequestRecord
 from interlock.runtime.store import Store
 
@@ -206,7 +206,7 @@ def test_the_writer_skips_an_unreadable_frame_and_reports_progress(tmp_path: Pat
     jsonl = tmp_path / "log.jsonl"
     writer = logwriter.Writer(conn, acks, jsonl=str(jsonl))
     r, w = os.pipe()
-    good = [list(record_json(rec(i)).values()) for i in range(2)]
+    good = [frame_row(record_json(rec(i)).values()) for i in range(2)]
     os.write(w, b"not json\n" + orjson.dumps([3, good]) + b"\n")
     os.close(w)
     writer.run(r)
@@ -231,7 +231,8 @@ def test_a_batch_the_database_refuses_is_counted_not_fatal(tmp_path: Path) -> No
     acks = io.BytesIO()
     writer = logwriter.Writer(conn, acks, batch_size=1)
     r, w = os.pipe()
-    os.write(w, orjson.dumps([0, [list(record_json(rec(i)).values()) for i in range(3)]]) + b"\n")
+    rows = [frame_row(record_json(rec(i)).values()) for i in range(3)]
+    os.write(w, orjson.dumps([0, rows]) + b"\n")
     os.close(w)
     writer.run(r)
     os.close(r)
@@ -245,7 +246,7 @@ def test_odd_frames_do_not_stop_the_writer(tmp_path: Path, bad: bytes) -> None:
     conn = connect(tmp_path / "log.db", create=True)
     writer = logwriter.Writer(conn, io.BytesIO())
     r, w = os.pipe()
-    os.write(w, bad + b"\n" + orjson.dumps([0, [list(record_json(rec(7)).values())]]) + b"\n")
+    os.write(w, bad + b"\n" + orjson.dumps([0, [frame_row(record_json(rec(7)).values())]]) + b"\n")
     os.close(w)
     writer.run(r)
     os.close(r)
@@ -283,7 +284,7 @@ def test_under_load_rows_wait_for_larger_transactions(tmp_path: Path) -> None:
     runner.start()
 
     def frame(first: int, n: int) -> bytes:
-        rows = [list(record_json(rec(i)).values()) for i in range(first, first + n)]
+        rows = [frame_row(record_json(rec(i)).values()) for i in range(first, first + n)]
         return orjson.dumps([0, rows]) + b"\n"
 
     try:
@@ -302,3 +303,41 @@ def test_under_load_rows_wait_for_larger_transactions(tmp_path: Path) -> None:
         os.close(r)
     assert writer.done == 202 and writer.failed == 0
     assert len(ids(db)) == 202
+
+
+def test_verdicts_framed_as_text_are_stored_and_copied_as_json(tmp_path: Path) -> None:
+    verdicts = [{"model": "p/m", "stage": "answer", "ok": False,
+                 "verdicts": [{"verifier": "empty", "ok": False, "reason": "empty answer"}]}]
+    escalation = {"from": "p/m", "to": "q/n", "because": ["empty"]}
+    framed = frame_row(record_json(rec(1, verification=verdicts, escalation=escalation,
+                                       escalated=True)).values())
+    assert framed[COLUMNS.index("verification")] == orjson.dumps(verdicts).decode()
+    assert framed[COLUMNS.index("escalation")] == orjson.dumps(escalation).decode()
+    conn = connect(tmp_path / "log.db", create=True)
+    jsonl = tmp_path / "log.jsonl"
+    writer = logwriter.Writer(conn, io.BytesIO(), jsonl=str(jsonl))
+    r, w = os.pipe()
+    os.write(w, orjson.dumps([0, [framed]]) + b"\n")
+    os.close(w)
+    writer.run(r)
+    os.close(r)
+    row = conn.execute("SELECT verification, escalation, escalated FROM requests").fetchone()
+    assert (orjson.loads(row[0]), orjson.loads(row[1]), row[2]) == (verdicts, escalation, 1)
+    line = orjson.loads(jsonl.read_bytes())
+    assert (line["verification"], line["escalation"]) == (verdicts, escalation)
+    conn.close()
+
+
+def test_a_new_log_has_16_kb_pages_and_an_existing_one_keeps_its_own(tmp_path: Path) -> None:
+    new = connect(tmp_path / "new.db", create=True)
+    assert new.execute("PRAGMA page_size").fetchone()[0] == 16384
+    new.close()
+    old_path = tmp_path / "old.db"
+    old = sqlite3.connect(old_path)
+    old.execute("PRAGMA page_size = 4096")
+    old.execute("CREATE TABLE t (x)")
+    old.close()
+    again = connect(old_path, create=True)
+    assert again.execute("PRAGMA page_size").fetchone()[0] == 4096
+    assert again.execute("SELECT count(*) FROM requests").fetchone()[0] == 0
+    again.close()

@@ -35,6 +35,7 @@ from interlock.runtime.logdb import (
     UPSERT_SQL,
     connect,
     ensure_schema,
+    frame_row,
 )
 from interlock.runtime.logwriter import stored_row
 from interlock.runtime.record import Recorder, RequestRecord
@@ -152,9 +153,9 @@ def old_client_id(headers: Sequence[tuple[bytes, bytes]]) -> str | None:
 
 
 def record_row(rec: RequestRecord) -> list[Any]:
-    """The row the writer stores for ``rec``: its fields in column order (what the
-    worker frames) through the writer's ``stored_row``."""
-    return stored_row([getattr(rec, name) for name in COLUMNS])
+    """The row the writer stores for ``rec``: its fields in column order as the worker
+    frames them (``frame_row``), through the writer's ``stored_row``."""
+    return stored_row(frame_row(getattr(rec, name) for name in COLUMNS))
 
 
 def old_record_row(rec: RequestRecord) -> tuple[Any, ...]:

@@ -8,8 +8,9 @@ C call each; the verdicts as JSON text, ``logdb.frame_row``) and writes them as 
 frame to the pipe of the worker's writer process (:mod:`interlock.runtime.logwriter`).
 That process does everything else - the JSON text of the other list columns,
 redaction of kept prompts, the Prometheus totals, the SQLite transaction, the JSONL
-copy, retention - on its own interpreter, so the request log never holds the worker's GIL (issue 6: with the writer as a thread of
-the worker, the log was the largest cost left in the worker process).
+copy, retention - on its own interpreter, so the request log never holds the worker's
+GIL (issue 6: with the writer as a thread of the worker, the log was the largest cost
+left in the worker process).
 
 Never blocking, never unbounded: the pipe is non-blocking; what the pipe cannot
 take waits in a backlog retried from the loop; a record is dropped and counted

@@ -8,12 +8,19 @@ left on the request path's process).
 The protocol, one pipe each way, newline-framed JSON (orjson never writes a raw
 newline inside a document)::
 
-    stdin   [dropped, rows]         rows: the records' fields in ``COLUMNS`` order, as
-                                    the record holds them (lists and dicts, booleans;
+    stdin   {"context": {...}}      first: what captures are derived with
+                                    (``rowbuild.RowContext``)
+            [dropped, rows, commit, captures]
+                                    captures: requests' captured facts, from which
+                                    this process derives the records
+                                    (``rowbuild.derive``: the common case); rows:
+                                    whole records' fields in ``COLUMNS`` order, as the
+                                    record holds them (lists and dicts, booleans;
                                     prompt and answer not redacted yet) but the
                                     verdicts and the escalation, which come as JSON
-                                    text (``logdb.frame_row``); dropped: how many
-                                    records the worker dropped since its last frame
+                                    text (``logdb.frame_row``); commit: 1 asks for a
+                                    commit now; dropped: how many records the worker
+                                    dropped since its last frame
     stdout  done written failed     after each transaction, cumulative: rows taken off
                                     the pipe, rows committed, rows lost to database errors
 
@@ -54,6 +61,7 @@ from interlock.runtime.logdb import (
     connect,
 )
 from interlock.runtime.metrics import totals_for
+from interlock.runtime.rowbuild import RowContext, derive
 
 log = logging.getLogger("interlock.store")
 
@@ -124,6 +132,8 @@ class Writer:
         self.failed = 0
         self._dropped = 0
         self._redact: Callable[[str], str] | None = None
+        #: what captures are derived with (the worker's first frame)
+        self.context: RowContext | None = None
         self._next_retention = 0.0
 
     def run(self, fd: int) -> None:
@@ -174,23 +184,47 @@ class Writer:
         A frame this process cannot read is a bug, never input from outside: it is
         logged and skipped, and its rows (when they can be counted) count as failed."""
         try:
-            dropped, got, *now = orjson.loads(frame)
+            doc = orjson.loads(frame)
+            if isinstance(doc, dict):  # the worker's row context (its first frame)
+                self.context = RowContext.from_json(doc["context"])
+                return False
+            dropped, got, *rest = doc
             self._dropped += int(dropped)
             if not isinstance(got, list):
                 raise TypeError(f"rows are {type(got).__name__}, not a list")
-        except (orjson.JSONDecodeError, ValueError, TypeError) as exc:
+            captured = rest[1] if len(rest) > 1 else []
+            if not isinstance(captured, list):
+                raise TypeError(f"captures are {type(captured).__name__}, not a list")
+        except (orjson.JSONDecodeError, ValueError, TypeError, KeyError) as exc:
             log.error("request log: an unreadable frame of %d bytes was skipped: %s",
                       len(frame), exc)
             return False
         width = len(COLUMNS)
         good = [row for row in got if isinstance(row, list) and len(row) == width]
-        if len(good) != len(got):
-            bad = len(got) - len(good)
+        bad = len(got) - len(good)
+        rows.extend(good)
+        if captured:
+            bad += self._derive(captured, rows)
+        if bad:
             log.error("request log: %d malformed row(s) skipped", bad)
             self.done += bad
             self.failed += bad
-        rows.extend(good)
-        return bool(now)
+        return bool(rest and rest[0])
+
+    def _derive(self, captured: list[Any], rows: list[list[Any]]) -> int:
+        """The rows of the worker's captures (``rowbuild.derive``); how many failed."""
+        ctx = self.context
+        if ctx is None:  # a capture before the context: a bug in the worker
+            log.error("request log: %d capture(s) came before the row context",
+                      len(captured))
+            return len(captured)
+        bad = 0
+        for raw in captured:
+            try:
+                rows.append(derive(raw, ctx))
+            except (TypeError, ValueError, KeyError, IndexError, AttributeError):
+                bad += 1
+        return bad
 
     def write(self, batch: list[list[Any]]) -> None:
         """One transaction: the rows of ``batch`` and the metric totals they add."""

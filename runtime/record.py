@@ -32,21 +32,21 @@ Errors: a request that got no answer has cost 0 and saved 0.
 
 from __future__ import annotations
 
-import functools
 import itertools
 import logging
+import operator
 import os
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 from interlock.runtime.canonical import CanonicalRequest, Usage
 from interlock.runtime.classify import Classification
 from interlock.runtime.decide import Decision
-from interlock.runtime.errors import Attempt
 from interlock.runtime.events import EventBus, Subscription
+from interlock.runtime.rowbuild import PROMPT_SLOT, RowContext, derive
 from interlock.runtime.table import Cell, DecisionTable, ModelEntry
 from interlock.runtime.trace import Diagnostics
 
@@ -56,6 +56,12 @@ if TYPE_CHECKING:
 log = logging.getLogger("interlock.record")
 
 _MTOK = 1_000_000.0
+#: the captured fields of a classification, an attempt and a usage (one C call each)
+_CLASSIFIED: Final = operator.attrgetter("cell", "task", "complexity", "sensitivity",
+                                         "modality", "needs", "tags", "tokens")
+_ATTEMPT: Final = operator.attrgetter("provider", "model", "role", "outcome", "status",
+                                      "error", "latency_ms")
+_USAGE: Final = operator.attrgetter("input_tokens", "output_tokens")
 
 
 @dataclass(slots=True)
@@ -150,6 +156,18 @@ def _quality(m: ModelEntry, task: str) -> float:
     return m.quality.get(task, m.quality.get("general", 0.0))
 
 
+def row_context(table: DecisionTable, table_hash: str, worker: int,
+                log_prompts: bool) -> RowContext:
+    """The ``RowContext`` of a worker serving ``table`` (see ``interlock.runtime.rowbuild``)."""
+    return RowContext(
+        table_hash, worker, log_prompts,
+        {key: (m.provider, m.locality, m.price.input, m.price.output)
+         for key, m in table.models.items()},
+        {cell: None if b is None else (b.model, b.price_in, b.price_out)
+         for cell, b in baselines(table).items()},
+    )
+
+
 class Recorder:
     """The per-worker request recorder: live events, plus the store's queue."""
 
@@ -167,12 +185,15 @@ class Recorder:
         self.store = store
         self.log_prompts = table.server.log_prompts if log_prompts is None else log_prompts
         self.bus = bus if bus is not None else EventBus()
-        self._baselines = baselines(table)
         self._worker = os.getpid()
         self._prefix = os.urandom(4).hex() + "-"
         self._ids = itertools.count(1)
-        if store is not None and spans is not None:
-            store.sinks.append(spans)
+        #: what the record's derivation needs besides a capture (``rowbuild``)
+        self.row_context = row_context(table, self.table_hash, self._worker, self.log_prompts)
+        if store is not None:
+            store.set_row_context(self.row_context)
+            if spans is not None:
+                store.sinks.append(spans)
 
     # -- ids and live events ----------------------------------------------------------
 
@@ -245,23 +266,65 @@ class Recorder:
         the request path must not fail because of its log.
 
         Returns the record - or None in the common case, a store and no live
-        listener, where only the inputs and the clock readings are queued and the
-        store builds the record at the end of the event loop's iteration (after the
-        answer went out, off the request path).
+        listener, where only the request's facts are captured (one flat list,
+        ``interlock.runtime.rowbuild``) and the log's writer process derives the
+        record from them, off the event loop.
         """
         clock = (time.perf_counter(), time.time(), diag.overhead_ms())
+        raw = self.capture(diag, surface, status, classification, decision, req, usage,
+                           error_code, stream, answer, headers, verification, escalated,
+                           clock)
         store = self.store
         if store is not None and not self.bus.listening:
-            store.submit(functools.partial(
-                self._build, diag, surface, status, classification, decision, req, usage,
-                error_code, stream, answer, headers, verification, escalated, clock))
+            store.submit(raw)
             return None
-        rec = self._build(diag, surface, status, classification, decision, req, usage,
-                          error_code, stream, answer, headers, verification, escalated, clock)
+        rec = self.record_of(raw)
         if self.bus.listening:
             self.bus.publish(completed_event(rec))
-        if self.store is not None:
-            self.store.submit(rec)
+        if store is not None:
+            store.submit(rec)
+        return rec
+
+    def capture(
+        self, diag: Diagnostics, surface: str, status: int, cls: Classification | None,
+        decision: Decision | None, req: CanonicalRequest | None, usage: Usage | None,
+        error_code: str | None, stream: bool, answer: str | None,
+        headers: Sequence[tuple[bytes, bytes]], verification: Sequence[Mapping[str, Any]],
+        escalated: bool | None, clock: tuple[float, float, float],
+    ) -> list[Any]:
+        """The request's facts as one flat list (``rowbuild.CAPTURE``): what the record
+        is derived from.  Only reads: it runs on the event loop for every request."""
+        perf, wall, overhead_ms = clock  # read when the request ended
+        log_prompts = self.log_prompts
+        return [
+            diag.request_id or self.new_id(), perf, wall, overhead_ms, diag.started,
+            surface, status, error_code, stream,
+            req.model if req is not None else None,
+            None if cls is None else _CLASSIFIED(cls),
+            diag.cell,
+            decision.pinned if decision is not None else None,
+            diag.reason,
+            list(map(_ATTEMPT, diag.attempts)),
+            diag.model, diag.provider,
+            None if usage is None else _USAGE(usage),
+            len(answer) if answer else 0,
+            answer if log_prompts else None,
+            verification or diag.checks,
+            diag.escalation,
+            escalated,
+            _client_id(headers),
+            req if log_prompts else None,  # the prompt: the store turns it into messages
+        ]
+
+    def record_of(self, raw: list[Any]) -> RequestRecord:
+        """The record of a capture, built in this process (``rowbuild.derive``)."""
+        source = raw[PROMPT_SLOT]
+        if source is not None and not isinstance(source, CanonicalRequest):
+            return RequestRecord(*derive(raw, self.row_context))  # messages already
+        fields = derive(raw, self.row_context)
+        fields[-2] = None  # prompt: filled from source by the store, redacted by the writer
+        rec = RequestRecord(*fields)
+        rec.source = source
         return rec
 
     def _build(
@@ -271,116 +334,10 @@ class Recorder:
         headers: Sequence[tuple[bytes, bytes]], verification: Sequence[Mapping[str, Any]],
         escalated: bool | None, clock: tuple[float, float, float],
     ) -> RequestRecord:
-        # One straight pass over locals and one constructor call (issue 6): this runs
-        # for every request on the worker's event loop (after the answer), so it
-        # avoids helper calls and attribute writes on a half-built record.
-        perf, wall, overhead_ms = clock  # read when the request ended
-        latency_ms = (perf - diag.started) * 1000.0
-        if latency_ms < overhead_ms:
-            overhead_ms = latency_ms
-        cell: str | None
-        task: str | None
-        complexity: str | None
-        sensitivity: str | None
-        modality: str | None
-        if cls is not None:
-            cell, task, complexity = cls.cell, cls.task, cls.complexity
-            sensitivity, modality = cls.sensitivity, cls.modality
-            needs, tags, tokens_est = cls.needs, list(cls.tags), cls.tokens
-        else:
-            cell = diag.cell or None
-            task = complexity = sensitivity = modality = None
-            needs, tags, tokens_est = 0, [], 0
-
-        # the attempts; fallback and escalation; the one that answered
-        attempts: list[dict[str, Any]] = []
-        ok: Attempt | None = None
-        tried = 0
-        for a in diag.attempts:
-            outcome = a.outcome
-            attempts.append({"provider": a.provider, "model": a.model, "role": a.role,
-                             "outcome": outcome, "status": a.status, "error": a.error,
-                             "latency_ms": round(a.latency_ms, 3)})
-            if outcome != "skipped":
-                tried += 1
-                if outcome == "ok":
-                    ok = a
-        fallback = tried > 1 and ok is not None
-        was_escalated = ok is not None and ok.role == "escalation"
-        # verifier verdicts and the escalation (INTEL) travel in the diagnostics
-        escalation = dict(diag.escalation) if diag.escalation else None
-        if escalation and escalation.get("to") and escalation["to"] == diag.model:
-            was_escalated = True
-        if escalated is not None:
-            was_escalated = escalated
-
-        # who answered: tokens, speed and money (only for an answer from a known model)
-        provider: str | None = None
-        model_key: str | None = None
-        locality: str | None = None
-        tokens_in = tokens_out = 0
-        tokens_estimated = False
-        tokens_per_s: float | None = None
-        ttft_ms: float | None = None
-        cost_usd = baseline_usd = saved_usd = 0.0
-        baseline_model: str | None = None
-        model = self.table.models.get(diag.model) if diag.model else None
-        if model is not None and status < 400:
-            provider, model_key, locality = model.provider, model.key, model.locality
-            if usage is not None and (usage.input_tokens or usage.output_tokens):
-                tokens_in, tokens_out = usage.input_tokens, usage.output_tokens
-            else:
-                tokens_estimated = True
-                tokens_in = tokens_est
-                tokens_out = (len(answer) + 3) // 4 if answer else 0
-            upstream_ms = ok.latency_ms if ok is not None else 0.0
-            if stream and ok is not None:
-                # stream_once times the attempt up to its first delta
-                ttft_ms = round(upstream_ms, 3)
-                gen_ms = latency_ms - overhead_ms - upstream_ms
-            else:
-                gen_ms = upstream_ms
-            if tokens_out and gen_ms > 0:
-                tokens_per_s = round(tokens_out / (gen_ms / 1000.0), 2)
-            # round() costs ~0.3 µs; zero (local models, no saving) is its own rounding
-            price = model.price
-            cost_usd = (tokens_in * price.input + tokens_out * price.output) / _MTOK
-            cost_usd = round(cost_usd, 10) if cost_usd else cost_usd
-            base = self._baselines.get(cell or "")
-            if base is None:
-                baseline_usd = cost_usd
-            else:
-                baseline_model = base.model
-                baseline_usd = tokens_in * base.price_in + tokens_out * base.price_out
-                baseline_usd = round(baseline_usd, 10) if baseline_usd else baseline_usd
-                saved_usd = baseline_usd - cost_usd
-                saved_usd = round(saved_usd, 10) if saved_usd else saved_usd
-        elif diag.provider:
-            provider = diag.provider
-            model_key = diag.model or None
-
-        log_prompts = self.log_prompts
-        # positional, in field order: with 42 keywords the call alone cost 3 µs
-        # (tests/unit/test_store_perf_equal.py checks every field against the old build)
-        return RequestRecord(
-            diag.request_id or self.new_id(),  # id
-            wall - latency_ms / 1000.0,  # ts
-            surface, status, self.table_hash, self._worker, error_code, stream,
-            req.model if req is not None else None,  # requested_model
-            cell, task, complexity, sensitivity, modality, needs, tags, tokens_est,
-            decision.pinned if decision is not None else None,  # pinned
-            diag.reason,  # reason
-            attempts, provider, model_key, locality,
-            tokens_in, tokens_out, tokens_estimated, tokens_per_s, ttft_ms,
-            round(latency_ms, 3), round(overhead_ms, 3),  # latency_ms, overhead_ms
-            cost_usd, baseline_usd, saved_usd, baseline_model, fallback, was_escalated,
-            [dict(v) for v in (verification or diag.checks)],  # verification
-            escalation,
-            _client_id(headers),  # client_request_id
-            None,  # prompt: filled from source by the store, redacted by the writer
-            answer if log_prompts else None,  # answer: redacted by the writer process
-            req if log_prompts else None,  # source
-        )
+        """The record of one request, built here (tests; ``record`` with listeners)."""
+        return self.record_of(self.capture(diag, surface, status, cls, decision, req, usage,
+                                           error_code, stream, answer, headers,
+                                           verification, escalated, clock))
 
     def flush(self, timeout: float = 5.0) -> bool:
         """Wait until the store wrote everything queued so far (tests, shutdown)."""

@@ -1,16 +1,19 @@
 """The request log, the worker's side: records go to a writer process, off the event loop.
 
 How a record travels: the request path calls :meth:`Store.submit` when a request
-ends.  That appends the record - usually still unbuilt, a callable from
-``Recorder.record`` - to a queue, and, every :data:`SEND_DELAY_S` (5 ms), a callback
-on the event loop builds the queued records, takes their fields in column order (one
-C call each; the verdicts as JSON text, ``logdb.frame_row``) and writes them as one
-frame to the pipe of the worker's writer process (:mod:`interlock.runtime.logwriter`).
-That process does everything else - the JSON text of the other list columns,
-redaction of kept prompts, the Prometheus totals, the SQLite transaction, the JSONL
-copy, retention - on its own interpreter, so the request log never holds the worker's
-GIL (issue 6: with the writer as a thread of the worker, the log was the largest cost
-left in the worker process).
+ends.  That appends the request's *capture* (``Recorder.capture``: its facts in one
+flat list) to a queue, and, every :data:`SEND_DELAY_S` (5 ms), a callback on the
+event loop writes the queued captures (the verdicts as JSON text) as one frame to the
+pipe of the worker's writer process (:mod:`interlock.runtime.logwriter`).  That
+process does everything else - it derives the records from the captures
+(``interlock.runtime.rowbuild``, with the row context each writer gets as its first
+frame), the JSON text of the list columns, redaction of kept prompts, the Prometheus
+totals, the SQLite transaction, the JSONL copy, retention - on its own interpreter, so
+the request log never holds the worker's GIL (issue 6: with the writer as a thread of
+the worker, the log was the largest cost left in the worker process; deriving the
+records on the event loop was the largest part of what was left there).  A whole
+record (built in the worker when live listeners want it, or a callable that builds
+it) is framed as its fields in column order (``logdb.frame_row``).
 
 Never blocking, never unbounded: the pipe is non-blocking; what the pipe cannot
 take waits in a backlog retried from the loop; a record is dropped and counted
@@ -59,6 +62,7 @@ from interlock.runtime.logdb import (
 )
 from interlock.runtime.record import Recorder, RequestRecord, db_path_for
 from interlock.runtime.redact import prompt_messages
+from interlock.runtime.rowbuild import PROMPT_SLOT, VERIFICATION_SLOT, RowContext, derive
 from interlock.runtime.table import DecisionTable
 
 __all__ = ["COLUMNS", "Store", "apply_retention", "connect", "iter_batches", "open_recorder",
@@ -69,6 +73,8 @@ log = logging.getLogger("interlock.store")
 Sink = Callable[[list[RequestRecord]], None]
 #: a record not built yet (the loop builds it after the request's answer went out)
 Pending = Callable[[], RequestRecord]
+#: a request's captured facts (``Recorder.capture``): the writer derives the record
+Capture = list[Any]
 
 #: all stored fields of a record, in column order, in one C call
 _VALUES: Final = operator.attrgetter(*COLUMNS)
@@ -156,7 +162,7 @@ class Store:
         self._progress = threading.Condition()
         #: appended by submit() (no lock: deque appends and pops are atomic), emptied
         #: by _send() on the loop or on a thread that flushes
-        self._queued: deque[RequestRecord | Pending] = deque()
+        self._queued: deque[RequestRecord | Pending | Capture] = deque()
         #: the loops on which a send / a backlog retry is scheduled (a loop, not a flag:
         #: a loop that stopped before its timer ran must not block the next one)
         self._scheduled: asyncio.AbstractEventLoop | None = None
@@ -171,17 +177,30 @@ class Store:
         self._sink_queue: deque[list[RequestRecord]] = deque()
         self._sink_wake = threading.Event()
         self._sink_thread: threading.Thread | None = None
+        #: the first frame of every writer: what it derives captured records with
+        self._context: bytes | None = None
+        self._row_context: RowContext | None = None
         connect(self.path, create=True).close()  # fail at start-up, not on the first batch
         self._writer: _Writer | None = _Writer(self)
 
+    def set_row_context(self, ctx: RowContext) -> None:
+        """What captures are derived with (``Recorder`` sets it; each new writer gets it
+        as its first frame, so it comes before any capture on the pipe)."""
+        with self._lock:
+            self._row_context = ctx
+            self._context = orjson.dumps({"context": ctx.to_json()}) + b"\n"
+            if self._writer is not None:
+                self._writer.backlog += self._context
+
     # -- the request path --------------------------------------------------------------
 
-    def submit(self, rec: RequestRecord | Pending) -> bool:
+    def submit(self, rec: RequestRecord | Pending | Capture) -> bool:
         """Take ``rec`` for the log; O(1), never blocks.  False if it was dropped.
 
-        ``rec`` may be a callable that builds the record (``Recorder.record``): it is
-        called on the event loop within :data:`SEND_DELAY_S`, after the answer went
-        out (at once, when no event loop runs in this thread)."""
+        ``rec`` may be a request's capture (``Recorder.capture``: the writer process
+        derives the record, see ``interlock.runtime.rowbuild``), or a callable that
+        builds the record: it is called on the event loop within :data:`SEND_DELAY_S`,
+        after the answer went out (at once, when no event loop runs in this thread)."""
         if self._closing or self._submitted - self._settled >= self.queue_size \
                 or (self._writer is None and not self._revive()):
             self.dropped += 1
@@ -218,21 +237,35 @@ class Store:
             if writer is None:
                 self._settle(len(queued), lost=len(queued))
                 return
-            built = self._built(queued)
-            if built or commit or self.dropped != self._reported_drops:
-                frame = self._frame(built, commit)
-                writer.sent += len(built)
+            built, captured = self._built(queued)
+            if built or captured or commit or self.dropped != self._reported_drops:
+                frame = self._frame(built, captured, commit)
+                writer.sent += len(built) + len(captured)
                 writer.backlog += frame
             if writer.backlog:
                 self._pump(writer)
-        if built and self.sinks and any(getattr(s, "active", True) for s in self.sinks):
-            self._to_sinks(built)
+        if (built or captured) and self.sinks and any(getattr(s, "active", True)
+                                                      for s in self.sinks):
+            self._to_sinks(built + self._derived(captured))
 
-    def _built(self, queued: list[RequestRecord | Pending]) -> list[RequestRecord]:
+    def _built(self, queued: list[RequestRecord | Pending | Capture]
+               ) -> tuple[list[RequestRecord], list[Capture]]:
+        """The records to frame whole, and the captures to frame as they are."""
         out: list[RequestRecord] = []
+        captured: list[Capture] = []
         for item in queued:
+            if item.__class__ is list:  # a capture: the writer derives it
+                raw: Capture = item
+                src = raw[PROMPT_SLOT]
+                if src is not None:  # prompts are kept: the writer redacts them
+                    raw[PROMPT_SLOT] = prompt_messages(src, scrub=False)
+                verdicts = raw[VERIFICATION_SLOT]
+                if verdicts:  # as JSON text: the writer stores it as it comes
+                    raw[VERIFICATION_SLOT] = orjson.dumps(verdicts).decode()
+                captured.append(raw)
+                continue
             try:
-                rec = item if isinstance(item, RequestRecord) else item()
+                rec = item if isinstance(item, RequestRecord) else item()  # type: ignore[operator]
             except Exception:  # one bad record must not stop the log; say so, go on
                 self._settle(1, lost=1)
                 log.exception("request log: a record could not be built")
@@ -241,29 +274,50 @@ class Store:
                 src, rec.source = rec.source, None
                 rec.prompt = prompt_messages(src, scrub=False)
             out.append(rec)
+        return out, captured
+
+    def _derived(self, captured: list[Capture]) -> list[RequestRecord]:
+        """The records of ``captured``, built here (for the span sinks)."""
+        ctx = self._row_context
+        if ctx is None:
+            return []
+        out = []
+        for raw in captured:
+            rec = RequestRecord(*derive(raw, ctx))
+            if isinstance(rec.verification, str):  # the verdicts as they were framed
+                rec.verification = orjson.loads(rec.verification)
+            out.append(rec)
         return out
 
-    def _frame(self, built: list[RequestRecord], commit: bool) -> bytes:
+    def _frame(self, built: list[RequestRecord], captured: list[Capture],
+               commit: bool) -> bytes:
+        """``[dropped, rows, commit, captures]``: whole rows (``logdb.frame_row``) and
+        captures; ``commit`` 1 asks the writer to commit at once."""
         drops = self.dropped - self._reported_drops
         self._reported_drops = self.dropped
         rows = [frame_row(_VALUES(rec)) for rec in built]
-        ask: list[int] = [1] if commit else []  # a third element asks for a commit now
+        ask = 1 if commit else 0
         try:
-            return orjson.dumps([drops, rows, *ask]) + b"\n"
+            return orjson.dumps([drops, rows, ask, captured]) + b"\n"
         except TypeError:  # a value JSON cannot hold (a bug): lose that record only
             good: list[list[Any]] = []
             kept: list[RequestRecord] = []
             for rec, row in zip(built, rows, strict=True):
-                try:
-                    orjson.dumps(row)
-                except TypeError as exc:
-                    log.error("request log: record %s cannot be stored: %s", rec.id, exc)
-                    self._settle(1, lost=1)
-                    continue
-                good.append(row)
-                kept.append(rec)
+                if self._storable(row, rec.id):
+                    good.append(row)
+                    kept.append(rec)
             built[:] = kept
-            return orjson.dumps([drops, good, *ask]) + b"\n"
+            captured[:] = [raw for raw in captured if self._storable(raw, raw[0])]
+            return orjson.dumps([drops, good, ask, captured]) + b"\n"
+
+    def _storable(self, row: list[Any], rid: object) -> bool:
+        try:
+            orjson.dumps(row)
+        except TypeError as exc:
+            log.error("request log: record %s cannot be stored: %s", rid, exc)
+            self._settle(1, lost=1)
+            return False
+        return True
 
     def _pump(self, writer: _Writer) -> None:
         """Write as much of the backlog as the pipe takes; come back later for the rest."""
@@ -382,6 +436,8 @@ class Store:
             if self._writer is None and not self._closing:
                 try:
                     self._writer = _Writer(self)
+                    if self._context is not None:
+                        self._writer.backlog += self._context
                 except OSError as exc:
                     log.error("request log: cannot start the writer: %s", exc)
                     self._restart_at = time.monotonic() + RESTART_S[1]

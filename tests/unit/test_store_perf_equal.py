@@ -11,6 +11,7 @@ items and the ``/metrics`` text must be identical - the same floats, bit for bit
 
 from __future__ import annotations
 
+import io
 import random
 import re
 import sqlite3
@@ -38,7 +39,9 @@ from interlock.runtime.logdb import (
     frame_row,
 )
 from interlock.runtime.logwriter import stored_row
-from interlock.runtime.record import Recorder, RequestRecord
+from interlock.runtime.record import Recorder, RequestRecord, baselines
+from interlock.runtime.redact import prompt_messages
+from interlock.runtime.rowbuild import PROMPT_SLOT, RowContext, derive
 from interlock.runtime.stats import LogFilter, logs
 from interlock.runtime.store import Store
 from interlock.runtime.table import DecisionTable
@@ -93,7 +96,7 @@ def old_build(self: Recorder, diag: Diagnostics, surface: str, status: int,
         old_tokens(rec, usage, ok, answer)
         cost = (rec.tokens_in * model.price.input + rec.tokens_out * model.price.output) / _MTOK
         rec.cost_usd = cost = round(cost, 10)
-        base = self._baselines.get(rec.cell or "")
+        base = baselines(self.table).get(rec.cell or "")
         if base is None:
             rec.baseline_usd = cost
         else:
@@ -414,3 +417,90 @@ def test_record_row_keeps_bools_and_json_as_before() -> None:
                         worker=1, stream=True, tags=["a"], escalation={"to": "m"},
                         fallback=False, prompt=[{"role": "user", "content": "hi"}])
     assert _same(record_row(rec), list(old_record_row(rec)))
+
+
+@pytest.mark.parametrize("log_prompts", [False, True])
+def test_a_capture_sent_as_json_derives_the_same_row(table: DecisionTable,
+                                                     log_prompts: bool) -> None:
+    """What the writer process derives from a capture that crossed the pipe as JSON is
+    what the worker derives from it in memory, and what the old build stored."""
+    recorder = Recorder(table, log_prompts=log_prompts)
+    ctx = RowContext.from_json(orjson.loads(orjson.dumps(recorder.row_context.to_json())))
+    assert ctx == recorder.row_context
+    for args in _corpus(table, 2000, seed=21 + log_prompts):
+        raw = recorder.capture(*args)
+        old = old_build(recorder, *args)
+        if raw[PROMPT_SLOT] is not None:  # the store turns the request into messages
+            raw[PROMPT_SLOT] = prompt_messages(raw[PROMPT_SLOT], scrub=False)
+            old.prompt, old.source = raw[PROMPT_SLOT], None
+        here = derive(raw, recorder.row_context)
+        there = derive(orjson.loads(orjson.dumps(raw)), ctx)
+        assert _same(stored_row(list(here)), stored_row(list(there)))
+        assert _same(stored_row(there), list(old_record_row(old)))
+
+
+def test_captures_store_the_same_rows_logs_and_metrics_as_the_old_build(
+        table: DecisionTable, tmp_path: Path) -> None:
+    recorder = Recorder(table)
+    cases = _corpus(table, 700, seed=12)
+    old = [old_build(recorder, *args) for args in cases]
+    store = Store(tmp_path / "new.db", batch_size=32)
+    store.set_row_context(recorder.row_context)
+    try:
+        for args in cases:  # as Recorder.record queues them: captured, not built
+            assert store.submit(recorder.capture(*args))
+        assert store.flush(30.0)
+        assert store.failed == 0
+    finally:
+        store.close()
+    was = _old_db(tmp_path / "old.db", old)
+    now = connect(tmp_path / "new.db")
+    try:
+        for sql in ("SELECT * FROM requests ORDER BY seq",
+                    "SELECT name, labels, value FROM metric_totals ORDER BY name, labels"):
+            a, b = was.execute(sql).fetchall(), now.execute(sql).fetchall()
+            assert _same([tuple(r) for r in a], [tuple(r) for r in b])
+        f = LogFilter(limit=500)
+        assert orjson.dumps(logs(was, f)) == orjson.dumps(logs(now, f))
+    finally:
+        was.close()
+        now.close()
+
+
+def test_a_capture_before_the_row_context_is_counted_as_failed(tmp_path: Path,
+                                                               table: DecisionTable) -> None:
+    from interlock.runtime import logwriter
+    recorder = Recorder(table)
+    raw = recorder.capture(*_corpus(table, 1, seed=3)[0])
+    conn = connect(tmp_path / "log.db", create=True)
+    writer = logwriter.Writer(conn, io.BytesIO())
+    rows: list[list[Any]] = []
+    writer._take(orjson.dumps([0, [], 0, [raw]]), rows)
+    assert (rows, writer.failed, writer.done) == ([], 1, 1)
+    writer._take(orjson.dumps({"context": recorder.row_context.to_json()}), rows)
+    assert writer._take(orjson.dumps([0, [], 1, [raw, ["not", "a", "capture"]]]), rows)
+    assert len(rows) == 1 and (writer.failed, writer.done) == (2, 2)
+    conn.close()
+
+
+def test_a_sink_gets_records_derived_from_captures(table: DecisionTable,
+                                                   tmp_path: Path) -> None:
+    """Span sinks need record objects: the store derives them from the captures it sends
+    (the verdicts decoded back from the JSON text they were framed as)."""
+    recorder = Recorder(table)
+    cases = _corpus(table, 60, seed=5)
+    got: list[RequestRecord] = []
+    store = Store(tmp_path / "log.db")
+    store.set_row_context(recorder.row_context)
+    store.sinks.append(got.extend)
+    try:
+        for args in cases:
+            store.submit(recorder.capture(*args))
+        assert store.flush(10.0)
+    finally:
+        store.close()
+    want = [recorder._build(*args) for args in cases]
+    assert [r.id for r in got] == [w.id for w in want]
+    for r, w in zip(got, want, strict=True):
+        for f in fields(RequestRecord):
+            assert _same(getattr(r, f.name), getattr(w, f.name)), f.name

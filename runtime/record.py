@@ -317,7 +317,8 @@ class Recorder:
         ]
 
     def record_of(self, raw: list[Any]) -> RequestRecord:
-        """The record of a capture, built in this process (``rowbuild.derive``)."""
+        """The record of a capture, built in this process (``rowbuild.derive``): for live
+        listeners, and when there is no store."""
         source = raw[PROMPT_SLOT]
         if source is not None and not isinstance(source, CanonicalRequest):
             return RequestRecord(*derive(raw, self.row_context))  # messages already
@@ -326,18 +327,6 @@ class Recorder:
         rec = RequestRecord(*fields)
         rec.source = source
         return rec
-
-    def _build(
-        self, diag: Diagnostics, surface: str, status: int, cls: Classification | None,
-        decision: Decision | None, req: CanonicalRequest | None, usage: Usage | None,
-        error_code: str | None, stream: bool, answer: str | None,
-        headers: Sequence[tuple[bytes, bytes]], verification: Sequence[Mapping[str, Any]],
-        escalated: bool | None, clock: tuple[float, float, float],
-    ) -> RequestRecord:
-        """The record of one request, built here (tests; ``record`` with listeners)."""
-        return self.record_of(self.capture(diag, surface, status, cls, decision, req, usage,
-                                           error_code, stream, answer, headers,
-                                           verification, escalated, clock))
 
     def flush(self, timeout: float = 5.0) -> bool:
         """Wait until the store wrote everything queued so far (tests, shutdown)."""

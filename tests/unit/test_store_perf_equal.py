@@ -1,6 +1,6 @@
 """The request log's faster writer path (issue 6) stores exactly what the old one did.
 
-``Recorder._build`` (one pass over locals, positional constructor), the stored row (the
+``Recorder.capture`` and ``rowbuild.derive`` (one pass over locals), the stored row (the
 fields in column order, then the writer's ``stored_row``) and ``metrics.totals_for``
 (raw label keys, cached stored keys) were rewritten for speed. The old implementations
 live on here, only as the reference: over a generated corpus of requests (successes,
@@ -161,6 +161,11 @@ def record_row(rec: RequestRecord) -> list[Any]:
     return stored_row(frame_row(getattr(rec, name) for name in COLUMNS))
 
 
+def built(recorder: Recorder, args: tuple[Any, ...]) -> RequestRecord:
+    """The record ``recorder`` builds in process for one corpus case."""
+    return recorder.record_of(recorder.capture(*args))
+
+
 def old_record_row(rec: RequestRecord) -> tuple[Any, ...]:
     out: list[Any] = []
     for name in COLUMNS:
@@ -222,7 +227,8 @@ TEXTS = [
 
 
 def _corpus(table: DecisionTable, n: int, seed: int) -> list[tuple[Any, ...]]:
-    """``n`` argument tuples for ``_build`` (after ``self``), varied on every input."""
+    """``n`` argument tuples for ``Recorder.capture`` (after ``self``), varied on every
+    input."""
     rng = random.Random(seed)
     clf = Classifier(table.classifier)
     models = list(table.models) + ["gone/unknown-model"]
@@ -317,7 +323,7 @@ def test_records_rows_and_totals_equal_the_old_build(table: DecisionTable,
     recorder = Recorder(table, log_prompts=log_prompts)
     cases = _corpus(table, 3000, seed=6 + log_prompts)
     old = [old_build(recorder, *args) for args in cases]
-    new = [recorder._build(*args) for args in cases]
+    new = [built(recorder, args) for args in cases]
     for o, n in zip(old, new, strict=True):
         for f in fields(RequestRecord):
             assert _same(getattr(o, f.name), getattr(n, f.name)), (f.name, o, n)
@@ -334,7 +340,7 @@ def test_a_record_without_an_id_gets_the_same_shape_of_id(table: DecisionTable) 
     recorder = Recorder(table)
     args = list(_corpus(table, 1, seed=1)[0])
     args[0].request_id = ""
-    rec = recorder._build(*args)
+    rec = built(recorder, args)
     assert re.fullmatch(r"[0-9a-f]{8}-[0-9a-f]+", rec.id)
     assert re.fullmatch(r"[0-9a-f]{8}-[0-9a-f]+", recorder.new_id())
 
@@ -360,10 +366,15 @@ def test_stored_rows_logs_and_metrics_are_byte_for_byte_the_same(table: Decision
     store = Store(tmp_path / "new.db", batch_size=32)
     try:
         for args in cases:  # queued unbuilt, as Recorder.record does
-            store.submit(lambda args=args: recorder._build(*args))  # type: ignore[misc]
+            store.submit(lambda args=args: built(recorder, args))  # type: ignore[misc]
         assert store.flush(30.0)
     finally:
         store.close()
+    _assert_stored_as_by_the_old_build(tmp_path, old)
+
+
+def _assert_stored_as_by_the_old_build(tmp_path: Path, old: list[RequestRecord]) -> None:
+    """``new.db`` holds the rows, log items, totals and metrics the old build stores."""
     was = _old_db(tmp_path / "old.db", old)
     now = connect(tmp_path / "new.db")
     try:
@@ -453,18 +464,7 @@ def test_captures_store_the_same_rows_logs_and_metrics_as_the_old_build(
         assert store.failed == 0
     finally:
         store.close()
-    was = _old_db(tmp_path / "old.db", old)
-    now = connect(tmp_path / "new.db")
-    try:
-        for sql in ("SELECT * FROM requests ORDER BY seq",
-                    "SELECT name, labels, value FROM metric_totals ORDER BY name, labels"):
-            a, b = was.execute(sql).fetchall(), now.execute(sql).fetchall()
-            assert _same([tuple(r) for r in a], [tuple(r) for r in b])
-        f = LogFilter(limit=500)
-        assert orjson.dumps(logs(was, f)) == orjson.dumps(logs(now, f))
-    finally:
-        was.close()
-        now.close()
+    _assert_stored_as_by_the_old_build(tmp_path, old)
 
 
 def test_a_capture_before_the_row_context_is_counted_as_failed(tmp_path: Path,
@@ -499,7 +499,7 @@ def test_a_sink_gets_records_derived_from_captures(table: DecisionTable,
         assert store.flush(10.0)
     finally:
         store.close()
-    want = [recorder._build(*args) for args in cases]
+    want = [built(recorder, args) for args in cases]
     assert [r.id for r in got] == [w.id for w in want]
     for r, w in zip(got, want, strict=True):
         for f in fields(RequestRecord):

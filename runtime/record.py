@@ -319,13 +319,10 @@ class Recorder:
     def record_of(self, raw: list[Any]) -> RequestRecord:
         """The record of a capture, built in this process (``rowbuild.derive``): for live
         listeners, and when there is no store."""
-        source = raw[PROMPT_SLOT]
-        if source is not None and not isinstance(source, CanonicalRequest):
-            return RequestRecord(*derive(raw, self.row_context))  # messages already
         fields = derive(raw, self.row_context)
         fields[-2] = None  # prompt: filled from source by the store, redacted by the writer
         rec = RequestRecord(*fields)
-        rec.source = source
+        rec.source = raw[PROMPT_SLOT]  # the request, when prompts are kept
         return rec
 
     def flush(self, timeout: float = 5.0) -> bool:

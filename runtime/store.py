@@ -177,8 +177,7 @@ class Store:
         self._sink_queue: deque[list[RequestRecord]] = deque()
         self._sink_wake = threading.Event()
         self._sink_thread: threading.Thread | None = None
-        #: the first frame of every writer: what it derives captured records with
-        self._context: bytes | None = None
+        #: what captures are derived with: the first frame of every writer
         self._row_context: RowContext | None = None
         connect(self.path, create=True).close()  # fail at start-up, not on the first batch
         self._writer: _Writer | None = _Writer(self)
@@ -188,9 +187,13 @@ class Store:
         as its first frame, so it comes before any capture on the pipe)."""
         with self._lock:
             self._row_context = ctx
-            self._context = orjson.dumps({"context": ctx.to_json()}) + b"\n"
             if self._writer is not None:
-                self._writer.backlog += self._context
+                self._greet(self._writer)
+
+    def _greet(self, writer: _Writer) -> None:
+        """Queue the row context as ``writer``'s first frame (before any capture)."""
+        if self._row_context is not None:
+            writer.backlog += orjson.dumps({"context": self._row_context.to_json()}) + b"\n"
 
     # -- the request path --------------------------------------------------------------
 
@@ -436,8 +439,7 @@ class Store:
             if self._writer is None and not self._closing:
                 try:
                     self._writer = _Writer(self)
-                    if self._context is not None:
-                        self._writer.backlog += self._context
+                    self._greet(self._writer)
                 except OSError as exc:
                     log.error("request log: cannot start the writer: %s", exc)
                     self._restart_at = time.monotonic() + RESTART_S[1]

@@ -12,6 +12,7 @@ items and the ``/metrics`` text must be identical - the same floats, bit for bit
 from __future__ import annotations
 
 import io
+import os
 import random
 import re
 import sqlite3
@@ -504,3 +505,38 @@ def test_a_sink_gets_records_derived_from_captures(table: DecisionTable,
     for r, w in zip(got, want, strict=True):
         for f in fields(RequestRecord):
             assert _same(getattr(r, f.name), getattr(w, f.name)), f.name
+
+
+def test_a_restarted_writer_gets_the_row_context_again(table: DecisionTable,
+                                                       tmp_path: Path) -> None:
+    """A writer that died is replaced; the new one derives captures too (the store sends
+    it the row context first, as it did to the first one)."""
+    import signal
+
+    recorder = Recorder(table)
+    cases = _corpus(table, 4, seed=9)
+    store = Store(tmp_path / "log.db")
+    store.set_row_context(recorder.row_context)
+    try:
+        assert store.submit(recorder.capture(*cases[0]))
+        assert store.flush(10.0)
+        assert store._writer is not None
+        first = store._writer.proc
+        os.kill(first.pid, signal.SIGKILL)
+        deadline = time.monotonic() + 10
+        while store._writer is not None and time.monotonic() < deadline:
+            time.sleep(0.02)
+        store._restart_at = 0.0  # the back-off is over
+        for args in cases[1:]:
+            assert store.submit(recorder.capture(*args))
+        assert store._writer is not None and store._writer.proc.pid != first.pid
+        assert store.flush(10.0)
+        assert store.failed == 0
+    finally:
+        store.close()
+    conn = connect(tmp_path / "log.db")
+    try:
+        got = [r[0] for r in conn.execute("SELECT id FROM requests ORDER BY seq")]
+    finally:
+        conn.close()
+    assert got == [args[0].request_id for args in cases]

@@ -42,6 +42,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
+import orjson
 from interlock.runtime.canonical import CanonicalRequest, Usage
 from interlock.runtime.classify import Classification
 from interlock.runtime.decide import Decision
@@ -317,11 +318,10 @@ class Recorder:
         ]
 
     def record_of(self, raw: list[Any]) -> RequestRecord:
-        """The record of a capture, built in this process (``rowbuild.derive``): for live
-        listeners, and when there is no store."""
-        fields = derive(raw, self.row_context)
-        fields[-2] = None  # prompt: filled from source by the store, redacted by the writer
-        rec = RequestRecord(*fields)
+        """The record of a capture, built in this process: for live listeners, and
+        when there is no store."""
+        rec = record_from(raw, self.row_context)
+        rec.prompt = None  # filled from source by the store, redacted by the writer
         rec.source = raw[PROMPT_SLOT]  # the request, when prompts are kept
         return rec
 
@@ -333,6 +333,17 @@ class Recorder:
         """Flush and stop the log's writer (blocking: call it via ``to_thread``)."""
         if self.store is not None:
             self.store.close(timeout)
+
+
+def record_from(raw: Sequence[Any], ctx: RowContext) -> RequestRecord:
+    """A capture's record, built in this process (``rowbuild.derive``): the one way
+    the worker turns a capture into a record (``Recorder.record_of``, and the store's
+    span sinks).  Its verdicts are data even when the store framed them as JSON text."""
+    rec = RequestRecord(*derive(raw, ctx))
+    verdicts: Any = rec.verification
+    if verdicts.__class__ is str:
+        rec.verification = orjson.loads(verdicts)
+    return rec
 
 
 def _client_id(headers: Sequence[tuple[bytes, bytes]]) -> str | None:

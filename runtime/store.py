@@ -60,9 +60,9 @@ from interlock.runtime.logdb import (
     iter_batches,
     row_json,
 )
-from interlock.runtime.record import Recorder, RequestRecord, db_path_for
+from interlock.runtime.record import Recorder, RequestRecord, db_path_for, record_from
 from interlock.runtime.redact import prompt_messages
-from interlock.runtime.rowbuild import PROMPT_SLOT, VERIFICATION_SLOT, RowContext, derive
+from interlock.runtime.rowbuild import PROMPT_SLOT, VERIFICATION_SLOT, RowContext
 from interlock.runtime.table import DecisionTable
 
 __all__ = ["COLUMNS", "Store", "apply_retention", "connect", "iter_batches", "open_recorder",
@@ -284,13 +284,7 @@ class Store:
         ctx = self._row_context
         if ctx is None:
             return []
-        out = []
-        for raw in captured:
-            rec = RequestRecord(*derive(raw, ctx))
-            if isinstance(rec.verification, str):  # the verdicts as they were framed
-                rec.verification = orjson.loads(rec.verification)
-            out.append(rec)
-        return out
+        return [record_from(raw, ctx) for raw in captured]
 
     def _frame(self, built: list[RequestRecord], captured: list[Capture],
                commit: bool) -> bytes:

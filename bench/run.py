@@ -20,11 +20,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import datetime as dt
 import os
 import platform
 import re
 import shutil
+import sqlite3
 import statistics
 import subprocess
 import sys
@@ -101,6 +103,31 @@ class Proc:
             except subprocess.TimeoutExpired:
                 os.killpg(self.proc.pid, 9)
                 self.proc.wait()
+
+
+def interlock(name: str, lock: Path, port: int, workers: int, tmp: Path) -> Proc:
+    """``router start`` on ``lock``, logging as shipped but to a fresh file of its own in
+    the run's temporary directory: never the user's log (``INTERLOCK_DB`` else
+    ``~/.local/share/interlock``), which every run would otherwise grow - by ~2 million
+    rows - and measure against."""
+    return Proc(name, [str(Path(PY).parent / "router"), "start", "--table", str(lock),
+                       "--port", str(port), "--workers", str(workers)], port,
+                env=interlock_env(tmp, name))
+
+
+def interlock_env(tmp: Path, name: str) -> dict[str, str]:
+    """The environment that points an interlock process's request log at ``tmp``."""
+    return {"INTERLOCK_DB": str(tmp / f"{name}.db")}
+
+
+def log_rows(tmp: Path) -> str:
+    """How many rows each interlock process of the run wrote to its request log."""
+    counts = []
+    for db in sorted(tmp.glob("*.db"), key=lambda p: p.stem):
+        with contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True)) as conn:
+            n = conn.execute("SELECT count(*) FROM requests").fetchone()[0]
+        counts.append(f"{db.stem} {n:,}")
+    return ", ".join(counts)
 
 
 def granian(target: str, port: int, workers: int = 1) -> list[str]:
@@ -249,9 +276,7 @@ def main() -> int:
                                f"http://127.0.0.1:{PORT_FLOOR}{chat}", floor, secs))
         floor.stop()
         print("(c) interlock, 1 worker", flush=True)
-        router = str(Path(PY).parent / "router")
-        il = start(Proc("interlock", [router, "start", "--table", str(lock), "--port",
-                                      str(PORT_IL), "--workers", "1"], PORT_IL))
+        il = start(interlock("interlock", lock, PORT_IL, 1, tmp))
         results.append(measure(Figures("interlock balanced (1 worker)"),
                                f"http://127.0.0.1:{PORT_IL}{chat}", il, secs))
         if args.soak_requests:
@@ -274,8 +299,7 @@ def main() -> int:
                 lit.stop()
         cores = os.cpu_count() or 1
         print(f"(e) interlock, {cores} workers", flush=True)
-        iln = start(Proc("interlock-n", [router, "start", "--table", str(lock), "--port",
-                                         str(PORT_ILN), "--workers", str(cores)], PORT_ILN))
+        iln = start(interlock("interlock-n", lock, PORT_ILN, cores, tmp))
         results.append(measure(Figures(f"interlock balanced ({cores} workers)"),
                                f"http://127.0.0.1:{PORT_ILN}{chat}", iln, secs))
         iln.stop()
@@ -286,7 +310,9 @@ def main() -> int:
         for p in procs:
             p.stop()
     micro = micro_decision(lock)
-    write_results(results, micro, soak, secs, " ".join(sys.argv[1:]), rounds)
+    logs = log_rows(tmp)
+    shutil.rmtree(tmp, ignore_errors=True)  # the request logs: ~1 GB after a full run
+    write_results(results, micro, soak, secs, " ".join(sys.argv[1:]), rounds, logs)
     print((BENCH / "RESULTS.md").read_text())
     return 0
 
@@ -301,8 +327,7 @@ def interleaved(tmp: Path, lock: Path, args: argparse.Namespace, secs: int,
             "interlock": f"http://127.0.0.1:{PORT_IL}{chat}"}
     start(Proc("floor-r", granian("bench.floor:app", PORT_FLOOR), PORT_FLOOR,
                env={"BENCH_UPSTREAM": f"http://127.0.0.1:{PORT_UP}"}))
-    start(Proc("interlock-r", [str(Path(PY).parent / "router"), "start", "--table", str(lock),
-                               "--port", str(PORT_IL), "--workers", "1"], PORT_IL))
+    start(interlock("interlock-r", lock, PORT_IL, 1, tmp))
     exe = None if args.no_litellm else litellm_env()
     if exe is not None:
         start(Proc("litellm-r", [str(exe), "--config", str(litellm_config(tmp)),
@@ -337,7 +362,8 @@ def soak_run(proc: Proc, url: str, n: int) -> str:
 
 
 def write_results(results: list[Figures], micro: dict[str, float], soak: str, secs: int,
-                  argv: str, rounds: dict[str, list[float]] | None = None) -> None:
+                  argv: str, rounds: dict[str, list[float]] | None = None,
+                  logs: str = "") -> None:
     direct = results[0]
     by = {f.name: f for f in results}
     lines = [
@@ -350,6 +376,8 @@ def write_results(results: list[Figures], micro: dict[str, float], soak: str, se
         f"- command: `{' '.join(['.venv/bin/python', 'bench/run.py', argv]).rstrip()}`",
         f"- load: wrk, {secs} s per phase, POST /v1/chat/completions (non-streaming); "
         "streams: 30 sequential requests of 200 chunks, medians",
+        "- interlock's request log: on, as shipped, each interlock process writing a fresh "
+        f"SQLite file of its own in the run's temporary directory (rows: {logs or '-'})",
         "",
         "| target | req/s @1 | req/s @32 | p50 @1 | p99 @1 | p50 @32 | p99 @32 | added p50 @1 "
         "| stream TTFB | stream total | peak RSS | CPU/req @32 | errors |",

@@ -1,0 +1,42 @@
+"""bench/run.py keeps interlock's request logs to itself: a fresh file per process in
+the run's temporary directory (never the user's log), and counts what each wrote."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+from interlock.runtime.logdb import connect
+
+BENCH = Path(__file__).resolve().parents[2] / "bench"
+
+
+@pytest.fixture(scope="module")
+def run() -> ModuleType:
+    sys.path.insert(0, str(BENCH))  # run.py imports its sibling measure.py
+    try:
+        return importlib.import_module("run")
+    finally:
+        sys.path.remove(str(BENCH))
+
+
+def test_every_interlock_process_logs_to_its_own_file_in_the_run_dir(
+        run: ModuleType, tmp_path: Path) -> None:
+    paths = [Path(run.interlock_env(tmp_path, name)["INTERLOCK_DB"])
+             for name in ("interlock", "interlock-n", "interlock-r")]
+    assert all(p.parent == tmp_path for p in paths)
+    assert len(set(paths)) == 3
+
+
+def test_log_rows_counts_each_log(run: ModuleType, tmp_path: Path) -> None:
+    for name, n in (("interlock", 3), ("interlock-r", 0)):
+        conn = connect(tmp_path / f"{name}.db", create=True)
+        conn.executemany("INSERT INTO requests (id, ts, surface, status, table_hash, worker, "
+                         "latency_ms) VALUES (?, 0, 'chat', 200, 'h', 1, 1.0)",
+                         [(f"r{i}",) for i in range(n)])
+        conn.close()
+    assert run.log_rows(tmp_path) == "interlock 3, interlock-r 0"
+    assert run.log_rows(tmp_path / "none") == ""

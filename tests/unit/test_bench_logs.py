@@ -40,3 +40,17 @@ def test_log_rows_counts_each_log(run: ModuleType, tmp_path: Path) -> None:
         conn.close()
     assert run.log_rows(tmp_path) == "interlock 3, interlock-r 0"
     assert run.log_rows(tmp_path / "none") == ""
+
+
+def test_results_name_the_logs_and_the_machine_at_both_ends(
+        run: ModuleType, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(run, "BENCH", tmp_path)
+    figures = [run.Figures("upstream (direct)", rps_32=100.0),
+               run.Figures("interlock balanced (1 worker)", rps_32=70.0)]
+    run.write_results(figures, {"1 KB prompt": 21.5}, "", 15, "--rounds 5", None,
+                      "interlock 3, interlock-r 0", {"1 KB prompt": 34.0})
+    text = (tmp_path / "RESULTS.md").read_text()
+    assert "fresh SQLite file of its own in the run's temporary directory " \
+           "(rows: interlock 3, interlock-r 0)" in text
+    assert "- 1 KB prompt: 21.5 µs" in text
+    assert "the same at the end of the run (how the machine's speed moved): 34.0 µs" in text

@@ -127,12 +127,32 @@ def connect(path: str | Path, *, create: bool = False) -> sqlite3.Connection:
     conn.row_factory = sqlite3.Row
     conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
     if create:
-        # a new file only: the page size of an existing database stays what it is
-        conn.execute(f"PRAGMA page_size = {PAGE_SIZE}")
-        conn.execute("PRAGMA journal_mode = WAL")
-        ensure_schema(conn)
+        _set_up(conn)
     conn.execute("PRAGMA synchronous = NORMAL")
     return conn
+
+
+def _set_up(conn: sqlite3.Connection) -> None:
+    """Page size, WAL and the schema, waiting out another process doing the same.
+
+    Several workers start at once and open a new log together.  Switching it to WAL
+    takes a lock that SQLite's busy handler does not wait for: the second worker got
+    SQLITE_BUSY at once, and its log was disabled.  So wait here, as long as the busy
+    timeout."""
+    deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000.0
+    while True:
+        try:
+            # a new file only: the page size of an existing database stays what it is
+            conn.execute(f"PRAGMA page_size = {PAGE_SIZE}")
+            conn.execute("PRAGMA journal_mode = WAL")
+            ensure_schema(conn)
+            return
+        except sqlite3.OperationalError as exc:
+            busy = getattr(exc, "sqlite_errorcode", None) in (sqlite3.SQLITE_BUSY,
+                                                              sqlite3.SQLITE_LOCKED)
+            if not busy or time.monotonic() >= deadline:
+                raise
+            time.sleep(0.01)
 
 
 def ensure_schema(conn: sqlite3.Connection) -> None:

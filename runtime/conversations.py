@@ -31,10 +31,13 @@ from pathlib import Path
 from typing import Any, Final
 
 import orjson
+from interlock.runtime.sqlbusy import until_not_busy
 
 TITLE_WORDS: Final = 6
 TITLE_CHARS: Final = 60
 UNTITLED: Final = "New conversation"
+#: how long opening the file waits for another worker that is setting it up
+OPEN_TIMEOUT_S: Final = 10.0
 ROLES: Final = frozenset(("system", "user", "assistant"))
 
 #: Schema steps, applied in order; never edit one that shipped, append a new one.
@@ -114,7 +117,11 @@ class ConversationStore:
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
         self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None,
-                                   timeout=10.0)
+                                   timeout=OPEN_TIMEOUT_S)
+        # every worker opens the file on its first request: another may be setting it up
+        until_not_busy(self._set_up, OPEN_TIMEOUT_S)
+
+    def _set_up(self) -> None:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.execute("PRAGMA foreign_keys=ON")

@@ -14,8 +14,9 @@ wholly absent after a kill, and the file is never left half-written.  Several
 writers (one per worker) share the file: WAL lets readers run beside the one
 writer, and ``busy_timeout`` makes writers wait their turn.
 
-This module imports only the standard library and orjson: the log's writer process
-(``interlock.runtime.logwriter``) uses it and should start fast.
+This module imports only the standard library, orjson and ``sqlbusy`` (standard
+library only): the log's writer process (``interlock.runtime.logwriter``) uses it
+and should start fast.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from pathlib import Path
 from typing import Any, Final
 
 import orjson
+from interlock.runtime.sqlbusy import until_not_busy
 
 #: 2: the unused index on ``requests(id)`` is dropped (no query looks a record up
 #: by id; each index costs the writer on every insert).
@@ -133,26 +135,15 @@ def connect(path: str | Path, *, create: bool = False) -> sqlite3.Connection:
 
 
 def _set_up(conn: sqlite3.Connection) -> None:
-    """Page size, WAL and the schema, waiting out another process doing the same.
+    """Page size, WAL and the schema of a log that other workers may be opening at the
+    same moment (``sqlbusy``: the switch to WAL is not covered by the busy timeout)."""
+    def steps() -> None:
+        # a new file only: the page size of an existing database stays what it is
+        conn.execute(f"PRAGMA page_size = {PAGE_SIZE}")
+        conn.execute("PRAGMA journal_mode = WAL")
+        ensure_schema(conn)
 
-    Several workers start at once and open a new log together.  Switching it to WAL
-    takes a lock that SQLite's busy handler does not wait for: the second worker got
-    SQLITE_BUSY at once, and its log was disabled.  So wait here, as long as the busy
-    timeout."""
-    deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000.0
-    while True:
-        try:
-            # a new file only: the page size of an existing database stays what it is
-            conn.execute(f"PRAGMA page_size = {PAGE_SIZE}")
-            conn.execute("PRAGMA journal_mode = WAL")
-            ensure_schema(conn)
-            return
-        except sqlite3.OperationalError as exc:
-            busy = getattr(exc, "sqlite_errorcode", None) in (sqlite3.SQLITE_BUSY,
-                                                              sqlite3.SQLITE_LOCKED)
-            if not busy or time.monotonic() >= deadline:
-                raise
-            time.sleep(0.01)
+    until_not_busy(steps, BUSY_TIMEOUT_MS / 1000.0)
 
 
 def ensure_schema(conn: sqlite3.Connection) -> None:

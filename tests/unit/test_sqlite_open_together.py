@@ -1,8 +1,9 @@
-"""Several workers open a new request log at once: every one of them gets it.
+"""Several workers open a new SQLite file at once: every one of them gets it.
 
 Switching a new file to WAL takes a lock that SQLite's busy handler does not wait
-for; before ``logdb._set_up`` waited, the second of two workers started with
-``--workers 2`` on a fresh log got "database is locked" and ran without a log."""
+for (``interlock.runtime.sqlbusy``).  Before the stores waited, the second of two
+workers started with ``--workers 2`` on a fresh request log got "database is
+locked" and ran without a log; a first conversations request could fail the same way."""
 
 from __future__ import annotations
 
@@ -12,25 +13,50 @@ import threading
 import time
 from pathlib import Path
 
+from interlock.runtime.conversations import ConversationStore
 from interlock.runtime.logdb import connect
+
+
+def _held_for_a_while(path: Path) -> threading.Timer:
+    """Another process half way through creating ``path``: a write lock, let go in 0.3 s."""
+    other = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    other.execute("BEGIN IMMEDIATE")
+    other.execute("CREATE TABLE unrelated (x)")
+
+    def release() -> None:
+        other.execute("COMMIT")
+        other.close()
+
+    timer = threading.Timer(0.3, release)
+    timer.start()
+    return timer
 
 
 def test_connect_waits_for_another_connection_setting_up_the_same_new_file(
         tmp_path: Path) -> None:
     path = tmp_path / "log.db"
-    other = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-    other.execute("BEGIN IMMEDIATE")  # another process, half way through creating it
-    other.execute("CREATE TABLE unrelated (x)")
-    releaser = threading.Timer(0.3, lambda: other.execute("COMMIT"))
-    releaser.start()
+    timer = _held_for_a_while(path)
     try:
         conn = connect(path, create=True)
     finally:
-        releaser.join()
-        other.close()
+        timer.join()
     assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     assert conn.execute("SELECT count(*) FROM requests").fetchone()[0] == 0
     conn.close()
+
+
+def test_the_conversation_store_waits_the_same_way(tmp_path: Path) -> None:
+    path = tmp_path / "conversations.db"
+    timer = _held_for_a_while(path)
+    try:
+        store = ConversationStore(path)
+    finally:
+        timer.join()
+    try:
+        assert store._db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        assert store._db.execute("PRAGMA foreign_keys").fetchone()[0] == 1
+    finally:
+        store.close()
 
 
 def _open_and_write(path: str, start: float, n: int, out: multiprocessing.Queue) -> None:

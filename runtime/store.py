@@ -12,8 +12,8 @@ totals, the SQLite transaction, the JSONL copy, retention - on its own interpret
 the request log never holds the worker's GIL (issue 6: with the writer as a thread of
 the worker, the log was the largest cost left in the worker process; deriving the
 records on the event loop was the largest part of what was left there).  A whole
-record (built in the worker when live listeners want it, or a callable that builds
-it) is framed as its fields in column order (``logdb.frame_row``).
+record (built in the worker when live listeners want it) is framed as its fields in
+column order (``logdb.frame_row``).
 
 Never blocking, never unbounded: the pipe is non-blocking; what the pipe cannot
 take waits in a backlog retried from the loop; a record is dropped and counted
@@ -71,8 +71,6 @@ __all__ = ["COLUMNS", "Store", "apply_retention", "connect", "iter_batches", "op
 log = logging.getLogger("interlock.store")
 
 Sink = Callable[[list[RequestRecord]], None]
-#: a record not built yet (the loop builds it after the request's answer went out)
-Pending = Callable[[], RequestRecord]
 #: a request's captured facts (``Recorder.capture``): the writer derives the record
 Capture = list[Any]
 
@@ -162,7 +160,7 @@ class Store:
         self._progress = threading.Condition()
         #: appended by submit() (no lock: deque appends and pops are atomic), emptied
         #: by _send() on the loop or on a thread that flushes
-        self._queued: deque[RequestRecord | Pending | Capture] = deque()
+        self._queued: deque[RequestRecord | Capture] = deque()
         #: the loops on which a send / a backlog retry is scheduled (a loop, not a flag:
         #: a loop that stopped before its timer ran must not block the next one)
         self._scheduled: asyncio.AbstractEventLoop | None = None
@@ -197,13 +195,13 @@ class Store:
 
     # -- the request path --------------------------------------------------------------
 
-    def submit(self, rec: RequestRecord | Pending | Capture) -> bool:
+    def submit(self, rec: RequestRecord | Capture) -> bool:
         """Take ``rec`` for the log; O(1), never blocks.  False if it was dropped.
 
-        ``rec`` may be a request's capture (``Recorder.capture``: the writer process
-        derives the record, see ``interlock.runtime.rowbuild``), or a callable that
-        builds the record: it is called on the event loop within :data:`SEND_DELAY_S`,
-        after the answer went out (at once, when no event loop runs in this thread)."""
+        ``rec`` is usually a request's capture (``Recorder.capture``: the writer process
+        derives the record, see ``interlock.runtime.rowbuild``).  What was submitted is
+        framed on the event loop within :data:`SEND_DELAY_S`, after the answer went
+        out (at once, when no event loop runs in this thread)."""
         if self._closing or self._submitted - self._settled >= self.queue_size \
                 or (self._writer is None and not self._revive()):
             self.dropped += 1
@@ -240,7 +238,7 @@ class Store:
             if writer is None:
                 self._settle(len(queued), lost=len(queued))
                 return
-            built, captured = self._built(queued)
+            built, captured = self._prepared(queued)
             if built or captured or commit or self.dropped != self._reported_drops:
                 frame = self._frame(built, captured, commit)
                 writer.sent += len(built) + len(captured)
@@ -251,9 +249,10 @@ class Store:
                                                       for s in self.sinks):
             self._to_sinks(built + self._derived(captured))
 
-    def _built(self, queued: list[RequestRecord | Pending | Capture]
-               ) -> tuple[list[RequestRecord], list[Capture]]:
-        """The records to frame whole, and the captures to frame as they are."""
+    def _prepared(self, queued: list[RequestRecord | Capture]
+                  ) -> tuple[list[RequestRecord], list[Capture]]:
+        """The records to frame whole, and the captures to frame as they are (each with
+        its prompt as messages and its verdicts as JSON text)."""
         out: list[RequestRecord] = []
         captured: list[Capture] = []
         for item in queued:
@@ -267,12 +266,7 @@ class Store:
                     raw[VERIFICATION_SLOT] = orjson.dumps(verdicts).decode()
                 captured.append(raw)
                 continue
-            try:
-                rec = item if isinstance(item, RequestRecord) else item()  # type: ignore[operator]
-            except Exception:  # one bad record must not stop the log; say so, go on
-                self._settle(1, lost=1)
-                log.exception("request log: a record could not be built")
-                continue
+            rec: RequestRecord = item  # type: ignore[assignment]
             if rec.source is not None:  # prompts are kept: the writer redacts them
                 src, rec.source = rec.source, None
                 rec.prompt = prompt_messages(src, scrub=False)

@@ -129,12 +129,7 @@ def interlock(name: str, lock: Path, port: int, workers: int, tmp: Path) -> Proc
     rows - and measure against."""
     return Proc(name, [str(Path(PY).parent / "router"), "start", "--table", str(lock),
                        "--port", str(port), "--workers", str(workers)], port,
-                env=interlock_env(tmp, name))
-
-
-def interlock_env(tmp: Path, name: str) -> dict[str, str]:
-    """The environment that points an interlock process's request log at ``tmp``."""
-    return {"INTERLOCK_DB": str(tmp / f"{name}.db")}
+                env={"INTERLOCK_DB": str(tmp / f"{name}.db")})
 
 
 def log_rows(tmp: Path) -> str:

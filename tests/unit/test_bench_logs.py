@@ -24,11 +24,20 @@ def run() -> ModuleType:
 
 
 def test_every_interlock_process_logs_to_its_own_file_in_the_run_dir(
-        run: ModuleType, tmp_path: Path) -> None:
-    paths = [Path(run.interlock_env(tmp_path, name)["INTERLOCK_DB"])
-             for name in ("interlock", "interlock-n", "interlock-r")]
+        run: ModuleType, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    started: list[tuple[str, list[str], dict[str, str]]] = []
+
+    def proc(name: str, cmd: list[str], port: int, env: dict[str, str]) -> None:
+        started.append((name, cmd, env))  # what Proc would run (no process here)
+
+    monkeypatch.setattr(run, "Proc", proc)
+    lock = tmp_path / "bench.lock.json"
+    for name, workers in (("interlock", 1), ("interlock-n", 2), ("interlock-r", 1)):
+        run.interlock(name, lock, 9102, workers, tmp_path)
+    paths = [Path(env["INTERLOCK_DB"]) for _, _, env in started]
     assert all(p.parent == tmp_path for p in paths)
     assert len(set(paths)) == 3
+    assert [cmd[cmd.index("--workers") + 1] for _, cmd, _ in started] == ["1", "2", "1"]
 
 
 def test_log_rows_counts_each_log(run: ModuleType, tmp_path: Path) -> None:

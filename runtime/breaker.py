@@ -81,6 +81,9 @@ class Breakers:
         self._clock = clock
         self._cooldown = settings.cooldown_ms / 1000.0
         self._b: dict[str, Breaker] = {}
+        #: how many breakers are not closed (open or half-open): while none is (the
+        #: usual state), a request's checks are one comparison each
+        self.tripped = 0
         self.budget = RetryBudget(settings.retry_ratio, settings.retry_reserve,
                                   enabled=enabled)
 
@@ -92,13 +95,15 @@ class Breakers:
 
     def available(self, provider: str) -> bool:
         """Non-claiming check of a provider's breaker (a ``healthy`` predicate)."""
+        if not self.tripped:
+            return True
         b = self._b.get(provider)
         return b is None or not self.enabled or b.permits(self._clock())
 
     def allow(self, provider: str, model: str) -> bool:
         """May an attempt at ``model`` of ``provider`` go now?  Claims half-open probes."""
-        if not self.enabled:
-            return True
+        if not self.tripped or not self.enabled:
+            return True  # every breaker closed: permits() says yes, claim() does nothing
         now = self._clock()
         pb, mb = self._get(provider), self._get(model)
         if not (pb.permits(now) and mb.permits(now)):
@@ -114,6 +119,7 @@ class Breakers:
             if b.state != "closed":
                 b.state, b.probing, b.until = "closed", False, 0.0
                 b.recent.clear()
+                self.tripped -= 1
 
     def failure(self, provider: str, model: str) -> None:
         if not self.enabled:
@@ -141,6 +147,8 @@ class Breakers:
                 b.until = 0.0
 
     def _open(self, b: Breaker, now: float) -> None:
+        if b.state == "closed":
+            self.tripped += 1
         b.state, b.probing, b.until = "open", False, now + self._cooldown
         b.opened += 1
 

@@ -235,6 +235,34 @@ def test_breaker_opens_half_opens_with_one_probe_and_closes() -> None:
     assert b.state_of("p") == "closed" and b.allow("p", "p/m")
 
 
+def test_the_count_of_tripped_breakers_follows_every_transition() -> None:
+    """allow()/available() skip their checks while no breaker is tripped: the count
+    must come back to 0 when the last one closes, and a re-opened probe counts once."""
+    clock = Clock()
+    b = Breakers(BreakerDefaults(failures=1, cooldown_ms=1000, min_calls=100), clock)
+    assert b.tripped == 0
+    b.failure("p", "p/m")  # provider and model breakers open
+    b.failure("q", "q/m")
+    assert b.tripped == 4
+    assert not b.available("q") and not b.allow("q", "q/m")  # no fast path now
+    b.failure("p", "p/m")  # already open: no double count
+    assert b.tripped == 4
+    clock.t += 1.0
+    assert b.allow("p", "p/m")  # half-open probes: still tripped
+    assert b.tripped == 4
+    b.failure("p", "p/m")  # the probe failed: open again, counted once
+    assert b.tripped == 4
+    clock.t += 1.0
+    assert b.allow("p", "p/m")
+    b.success("p", "p/m")
+    assert b.tripped == 2 and b.state_of("p") == "closed"
+    b.success("p", "p/m")  # closed already: nothing changes
+    assert b.tripped == 2
+    assert b.allow("q", "q/m")  # q's probe (its cooldown is over)
+    b.success("q", "q/m")
+    assert b.tripped == 0 and b.available("q") and b.allow("q", "q/m")
+
+
 def test_a_failed_probe_reopens_and_a_lost_probe_expires() -> None:
     clock = Clock()
     b = Breakers(BreakerDefaults(failures=1, cooldown_ms=1000, min_calls=100), clock)

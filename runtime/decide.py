@@ -81,8 +81,13 @@ class Decision:
     #: the tag whose variant cell was used (a rule with ``match.tags``), if any
     tag: str | None = None
     controls: Controls = field(default_factory=Controls)
-    #: the latency budget step: budget, expected ms per candidate, what moved
-    latency: dict[str, Any] | None = None
+    #: the latency budget step (None: the cell has no budget); see :attr:`latency`
+    budget: BudgetStep | None = None
+
+    @property
+    def latency(self) -> dict[str, Any] | None:
+        """The latency budget step: budget, expected ms per candidate, what moved."""
+        return self.budget.to_dict() if self.budget is not None else None
 
     def explain(self) -> dict[str, Any]:
         """Everything about the decision, JSON-able."""
@@ -321,20 +326,20 @@ def decide(
             filtered.append((c, why))
     listed = bool(ctl.models) or pinned is not None
     kept = _order(kept, ctl, table, filtered, listed)
-    budget: dict[str, Any] | None = None
+    budget: BudgetStep | None = None
     if cell.policy.latency_budget_ms is not None and kept:
         budget = _budget(kept, cell, table, latency,
                          fixed=pinned is not None or ctl.sort is not None or bool(ctl.order))
-        if budget["moved"] is not None:
-            kept.insert(0, kept.pop(budget["index"]))
+        if budget.index is not None:
+            kept.insert(0, kept.pop(budget.index))
     reason = _reason(cell.key if tag is None else f"{cell.key} tag {tag}", kept, filtered,
                      pinned, pin)
-    if budget is not None and budget["moved"] is not None:
-        reason = f"{reason} (latency budget {budget['budget_ms']}ms)"[:200]
+    if budget is not None and budget.index is not None:
+        reason = f"{reason} (latency budget {budget.budget_ms}ms)"[:200]
     return Decision(
         cell=cell, candidates=kept, filtered=filtered, pinned=pinned,
         reason=reason, pin=pin.prefix if pin is not None else None, controls=ctl, tag=tag,
-        latency=budget,
+        budget=budget,
     )
 
 
@@ -352,44 +357,75 @@ def tag_variant(table: DecisionTable, tags: list[str], key: str,
     return (best_tag, best.cell) if best is not None else (None, cell)
 
 
+class BudgetStep:
+    """What the latency budget step saw and did, kept as numbers: the request path
+    only compares them, and the explanation (:meth:`to_dict`, for ``explain-route``,
+    ``/v1/route`` and traces) is built when someone asks for it."""
+
+    __slots__ = ("budget_ms", "out_tokens", "models", "expected", "live", "fixed", "index")
+
+    def __init__(self, budget_ms: int, out_tokens: int, models: list[str],
+                 expected: list[float], live: bool, fixed: bool) -> None:
+        self.budget_ms = budget_ms
+        self.out_tokens = out_tokens
+        #: the kept candidates' model keys and expected ms (unrounded), in chain order
+        self.models = models
+        self.expected = expected
+        self.live = live
+        self.fixed = fixed
+        #: the position (in ``models``) of the candidate that goes first; None: no move
+        self.index: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        figures = {m: round(ms, 1) for m, ms in zip(self.models, self.expected, strict=True)}
+        first_model = self.models[0]
+        first = figures[first_model]
+        budget_ms = self.budget_ms
+        i = self.index
+        if i is not None:
+            moved: str | None = self.models[i]
+            note = (f"{first_model} expected {first:.0f}ms > {budget_ms}ms: {moved} "
+                    f"({figures[self.models[i]]:.0f}ms) goes first")
+        else:
+            moved = None
+            note = (f"{first_model} keeps the budget ({first:.0f}ms <= {budget_ms}ms)"
+                    if first <= budget_ms else
+                    "over budget, but the client fixed the order (pin/sort/order)"
+                    if self.fixed else
+                    f"{first_model} breaks the budget; no candidate keeps it")
+        return {
+            "budget_ms": budget_ms, "out_tokens": self.out_tokens, "expected_ms": figures,
+            "source": "live" if self.live else "catalog",
+            "moved": moved, "index": i, "note": note,
+        }
+
+
 def _budget(kept: list[Candidate], cell: Cell, table: DecisionTable,
             latency: Callable[[str, int], float | None] | None, *, fixed: bool,
-            ) -> dict[str, Any]:
+            ) -> BudgetStep:
     """The latency budget step: expected ms per candidate and which one (if any) moves
-    first.  ``index``/``moved`` name the candidate to put first (None: keep the order)."""
+    first (``BudgetStep.index``).  Compared at the precision the explanation shows
+    (0.1 ms), so what it says is what was decided."""
     budget_ms = cell.policy.latency_budget_ms or 0
     out_tokens = _OUT_TOKENS.get(cell.complexity or "medium", 400)
-    figures: dict[str, float] = {}
-    for c in kept:  # expected ms: live figures, else the catalog's speed hints
-        ms = latency(c.model, out_tokens) if latency is not None else None
+    models = [c.model for c in kept]
+    expected: list[float] = []
+    for key in models:  # expected ms: live figures, else the catalog's speed hints
+        ms = latency(key, out_tokens) if latency is not None else None
         if ms is None:
-            sp = table.models[c.model].speed
+            sp = table.models[key].speed
             ms = sp.ttft_ms + out_tokens / max(sp.tokens_per_s, 1e-6) * 1000.0
-        figures[c.model] = round(ms, 1)
-    info: dict[str, Any] = {
-        "budget_ms": budget_ms, "out_tokens": out_tokens, "expected_ms": figures,
-        "source": "live" if latency is not None else "catalog",
-        "moved": None, "index": None, "note": "",
-    }
-    first = figures[kept[0].model]
-    if first <= budget_ms:
-        info["note"] = f"{kept[0].model} keeps the budget ({first:.0f}ms <= {budget_ms}ms)"
-        return info
-    if fixed:
-        info["note"] = "over budget, but the client fixed the order (pin/sort/order)"
-        return info
+        expected.append(ms)
+    step = BudgetStep(budget_ms, out_tokens, models, expected, latency is not None, fixed)
+    if fixed or round(expected[0], 1) <= budget_ms:
+        return step
     # the first candidate (in chain order, escalation excluded) that keeps the budget;
     # when none does, the compiled order stands: its score already weighed latency
-    pick = next(((i, c) for i, c in enumerate(kept)
-                 if i > 0 and c.role != "escalation" and figures[c.model] <= budget_ms), None)
-    if pick is None:
-        info["note"] = f"{kept[0].model} breaks the budget; no candidate keeps it"
-        return info
-    i, c = pick
-    info.update(moved=c.model, index=i, note=(
-        f"{kept[0].model} expected {first:.0f}ms > {budget_ms}ms: {c.model} "
-        f"({figures[c.model]:.0f}ms) goes first"))
-    return info
+    for i in range(1, len(kept)):
+        if kept[i].role != "escalation" and round(expected[i], 1) <= budget_ms:
+            step.index = i
+            break
+    return step
 
 
 def _reason(key: str, kept: list[Candidate], filtered: list[tuple[Candidate, str]],

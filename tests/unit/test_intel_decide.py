@@ -95,6 +95,37 @@ def test_budget_never_moves_the_escalation_candidate_or_a_pin() -> None:
     assert d.latency is not None and "fixed" in d.latency["note"]
 
 
+def test_budget_explanation_in_full() -> None:
+    # the step keeps numbers on the request path; the explanation is built on demand
+    def catalog_ms(key: str) -> float:
+        sp = TABLE.models[key].speed
+        return round(sp.ttft_ms + 150 / sp.tokens_per_s * 1000.0, 1)
+
+    d = run(with_budget(2500))
+    assert d.latency == {
+        "budget_ms": 2500, "out_tokens": 150,
+        "expected_ms": {k: catalog_ms(k) for k in CHAIN}, "source": "catalog",
+        "moved": "groq/llama-3.1-8b-instant", "index": 1,
+        "note": "ollama/qwen3:8b expected 3300ms > 2500ms: groq/llama-3.1-8b-instant "
+                f"({catalog_ms('groq/llama-3.1-8b-instant'):.0f}ms) goes first",
+    }
+    d = run(with_budget(5000), latency=lambda key, n: 1234.56)
+    assert d.latency == {
+        "budget_ms": 5000, "out_tokens": 150, "expected_ms": dict.fromkeys(CHAIN, 1234.6),
+        "source": "live", "moved": None, "index": None,
+        "note": "ollama/qwen3:8b keeps the budget (1235ms <= 5000ms)",
+    }
+
+
+def test_budget_compares_at_the_precision_it_shows() -> None:
+    # 2500.04 ms shows as 2500.0: it keeps a 2500 ms budget, as the note says
+    d = run(with_budget(2500), latency=lambda key, n: 2500.04 if key == CHAIN[0] else 10.0)
+    assert models(d) == CHAIN and d.latency is not None
+    assert d.latency["note"] == "ollama/qwen3:8b keeps the budget (2500ms <= 2500ms)"
+    d = run(with_budget(2500), latency=lambda key, n: 2500.06 if key == CHAIN[0] else 10.0)
+    assert models(d)[0] == CHAIN[1]
+
+
 def test_no_budget_no_step() -> None:
     assert run(with_budget(None)).latency is None
 

@@ -56,13 +56,42 @@ def _usage(u: Usage | None) -> dict[str, int]:
     return {"input_tokens": u.input_tokens, "output_tokens": u.output_tokens}
 
 
+def relayed_content(content: list[Any], text: str) -> list[Any]:
+    """An upstream message's content blocks as relayed to the client.
+
+    Unchanged when their text blocks still read ``text`` (the usual case).  When the
+    router changed the answer's text, the text blocks give way to one block with the
+    new text, where the first of them was; thinking and tool_use blocks keep their
+    places, and the text blocks' citations go with the old text."""
+    texts = [b for b in content if isinstance(b, dict) and b.get("type") == "text"]
+    if "".join(str(b.get("text") or "") for b in texts) == text:
+        return content
+    out: list[Any] = []
+    placed = False
+    for block in content:
+        if isinstance(block, dict) and block.get("type") == "text":
+            if not placed and text:
+                out.append({"type": "text", "text": text})
+            placed = True
+            continue
+        out.append(block)
+    if not placed and text:
+        out.append({"type": "text", "text": text})
+    return out
+
+
 def encode_message(resp: CanonicalResponse, *, model_name: str) -> dict[str, Any]:
     """A Messages API ``message`` object; ``model_name`` is what the client is told.
 
     An answer from an anthropic-wire upstream (``RawResponse``) is returned as it
-    came, with only ``model`` replaced."""
+    came, with only ``model`` replaced - and its text, when verification changed it
+    (a confidence line stripped, JSON healed: :func:`relayed_content`)."""
     if isinstance(resp, RawResponse) and resp.raw:
-        return {**resp.raw, "model": model_name}
+        out = {**resp.raw, "model": model_name}
+        blocks = out.get("content")
+        if isinstance(blocks, list):
+            out["content"] = relayed_content(blocks, resp.text)
+        return out
     content: list[dict[str, Any]] = []
     if resp.thinking:
         content.append({"type": "thinking", "thinking": resp.thinking, "signature": ""})

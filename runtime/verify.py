@@ -297,8 +297,11 @@ def ask_confidence(req: CanonicalRequest) -> CanonicalRequest:
     """A copy of ``req`` that asks the model for a ``confidence: 0.x`` last line.
 
     The instruction is added to the system prompt of both the canonical request and
-    the client's raw body (the openai wire forwards the raw body).  JSON and
-    tool-calling requests are left alone: a trailing line would break them.
+    the client's raw body, in the raw body's own API: a leading system message for a
+    chat body (the openai wire forwards it), the top-level ``system`` for a Messages
+    body (the anthropic wire forwards it; Anthropic answers a ``system`` role among
+    the messages with a 400).  JSON and tool-calling requests are left alone: a
+    trailing line would break them.
     """
     if json_requested(req) or req.tools:
         return req
@@ -313,10 +316,26 @@ def ask_confidence(req: CanonicalRequest) -> CanonicalRequest:
                                                            CONFIDENCE_INSTRUCTION)],
                             first.name), *messages[1:]]
         system = req.system
-    if raw and isinstance(raw.get("messages"), list):
-        raw = {**raw, "messages": [{"role": "system", "content": CONFIDENCE_INSTRUCTION},
-                                   *raw["messages"]]}
+    if raw:
+        raw = _raw_with_instruction(req.surface, raw)
     return dataclasses.replace(req, system=system, messages=messages, raw=raw)
+
+
+def _raw_with_instruction(surface: str, raw: dict[str, Any]) -> dict[str, Any]:
+    """The client's body with the confidence instruction, for the wire that forwards it."""
+    if surface == "messages":
+        given = raw.get("system")
+        if isinstance(given, list):  # text blocks (maybe with cache_control): one more
+            return {**raw, "system": [*given, {"type": "text", "text": CONFIDENCE_INSTRUCTION}]}
+        text = given if isinstance(given, str) and given else ""
+        return {**raw, "system": f"{text}\n\n{CONFIDENCE_INSTRUCTION}" if text
+                else CONFIDENCE_INSTRUCTION}
+    if surface == "chat" and isinstance(raw.get("messages"), list):
+        return {**raw, "messages": [{"role": "system", "content": CONFIDENCE_INSTRUCTION},
+                                    *raw["messages"]]}
+    # the other surfaces' bodies are not forwarded as they came (a legacy completions
+    # body is, but it has a prompt, not a system prompt, to add to)
+    return raw
 
 
 def wants_confidence(policy: Policy) -> bool:

@@ -58,6 +58,13 @@ class FakeAnthropic(FakeUpstream):
         if isinstance(got, web.StreamResponse):
             return got
         b, body = got
+        roles = [m.get("role") for m in body.get("messages", []) if isinstance(m, dict)]
+        bad = next((r for r in roles if r not in ("user", "assistant")), None)
+        if bad is not None:  # what the real API answers (the system prompt is top-level)
+            return web.Response(status=400, content_type="application/json", body=orjson.dumps(
+                {"type": "error", "error": {"type": "invalid_request_error", "message":
+                 f'messages: Unexpected role "{bad}". The Messages API accepts a top-level '
+                 '`system` parameter, not "system" as an input message role.'}}))
         text = render_text(b, {**body, "messages": [
             {"role": "user", "content": self.last_user(body)}]})
         model = body.get("model", "")

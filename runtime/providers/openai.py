@@ -3,8 +3,10 @@ vLLM, llama.cpp server, LM Studio, Gemini's compatibility endpoint, ...
 
 Requests from the chat-completions surface take a fast path: the client's own
 body (``req.raw``) is forwarded with the model replaced and the router's own keys
-removed, so nothing the client sent is lost or rebuilt.  Other surfaces are
-encoded from the canonical request.
+removed, so nothing the client sent is lost or rebuilt; its answer comes back the
+same way (``RawResponse``: only ``model`` renamed, see
+``surfaces.chat_encode.relay_chat_response``).  Other surfaces are encoded from, and
+answered with, the canonical forms.
 
 Streamed tool calls are normalised here: upstreams differ in whether they repeat
 the id on every fragment, and some send every call with ``index`` 0 (a new id
@@ -30,6 +32,7 @@ from interlock.runtime.canonical import (
 )
 from interlock.runtime.errors import UpstreamConnectError, UpstreamError
 from interlock.runtime.providers.base import Embeddings, Upstream, join_url
+from interlock.runtime.providers.raw import RawResponse
 from interlock.runtime.sse import DONE, SSEParser
 from interlock.runtime.table import ModelEntry, ProviderEntry
 
@@ -146,8 +149,10 @@ def set_target(body: dict[str, Any], model: ModelEntry, stream: bool) -> dict[st
 # -- decoding -------------------------------------------------------------------
 
 
-def decode_response(data: Any, provider: str, model: str) -> CanonicalResponse:
-    """A chat-completions JSON answer → ``CanonicalResponse``.
+def decode_response(data: Any, provider: str, model: str, *,
+                    keep: bool = False) -> CanonicalResponse:
+    """A chat-completions JSON answer → ``CanonicalResponse`` (with ``keep``, a
+    ``RawResponse`` that also holds ``data``, for a chat client to get it as it came).
 
     Runs once per answer: ``finish_reason`` and ``usage_of`` are inlined, and an
     answer without tool calls or reasoning skips their work."""
@@ -165,7 +170,7 @@ def decode_response(data: Any, provider: str, model: str) -> CanonicalResponse:
     thinking = msg.get("reasoning_content") or msg.get("reasoning") or ""
     reason = choice.get("finish_reason")
     usage = data.get("usage")
-    return CanonicalResponse(
+    resp = (RawResponse if keep else CanonicalResponse)(
         id=str(data.get("id") or ""), model=str(data.get("model") or model),
         text=msg.get("content") or "", tool_calls=calls,
         finish_reason=_FINISH.get(reason, "stop") if isinstance(reason, str) else "stop",
@@ -175,6 +180,9 @@ def decode_response(data: Any, provider: str, model: str) -> CanonicalResponse:
         thinking=thinking if isinstance(thinking, str) else "",
         created=int(data.get("created") or time.time()),
     )
+    if isinstance(resp, RawResponse):
+        resp.raw = data
+    return resp
 
 
 class ToolIndexer:
@@ -294,7 +302,9 @@ class OpenAIWire:
         data = await self.upstream.request_json(
             "POST", url, provider, model.upstream_id, deadline=deadline, body=body,
         )
-        return decode_response(data, provider.name, model.upstream_id)
+        # same API both sides: the chat client gets the upstream's own answer back
+        return decode_response(data, provider.name, model.upstream_id,
+                               keep=req.surface == "chat")
 
     async def stream(
         self, req: CanonicalRequest, model: ModelEntry, provider: ProviderEntry, *,

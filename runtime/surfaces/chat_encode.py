@@ -21,6 +21,7 @@ from interlock.runtime.errors import (
     RouterError,
     UpstreamHTTPError,
 )
+from interlock.runtime.providers.raw import RawResponse
 from interlock.runtime.sse import DONE_EVENT
 
 _TYPES: Final = {400: "invalid_request_error", 401: "authentication_error",
@@ -91,7 +92,12 @@ def new_id() -> str:
 
 
 def encode_chat_response(resp: CanonicalResponse, *, model_name: str) -> dict[str, Any]:
-    """A ``chat.completion`` object; ``model_name`` is what the client is told."""
+    """A ``chat.completion`` object; ``model_name`` is what the client is told.
+
+    An answer from an openai-wire upstream (``RawResponse``) is relayed as it came
+    (:func:`relay_chat_response`); any other is built from the canonical fields."""
+    if isinstance(resp, RawResponse) and resp.raw:
+        return relay_chat_response(resp.raw, resp, model_name)
     message: dict[str, Any] = {
         "role": "assistant",
         "content": resp.text if resp.text or not resp.tool_calls else None,
@@ -113,6 +119,41 @@ def encode_chat_response(resp: CanonicalResponse, *, model_name: str) -> dict[st
     if u is not None:
         out["usage"] = {"prompt_tokens": u.input_tokens, "completion_tokens": u.output_tokens,
                         "total_tokens": u.input_tokens + u.output_tokens}
+    return out
+
+
+def relay_chat_response(raw: dict[str, Any], resp: CanonicalResponse,
+                        model_name: str) -> dict[str, Any]:
+    """An openai-wire upstream's ``chat.completion`` as the client gets it.
+
+    Everything the upstream sent stays (``system_fingerprint``, ``service_tier``,
+    ``logprobs``, the usage details, every choice of ``n``), with ``model`` renamed.
+    What a client may rely on and a local server may leave out is filled in (``id``,
+    ``object``, ``created``, the first choice's ``index`` and ``finish_reason``), and
+    the first choice's content is the verified text when verification changed it (a
+    confidence line stripped, JSON healed)."""
+    out = {**raw, "model": model_name}
+    if not out.get("id"):
+        out["id"] = resp.id or new_id()
+    if "object" not in out:
+        out["object"] = "chat.completion"
+    if not out.get("created"):
+        out["created"] = resp.created or int(time.time())
+    choices = out.get("choices")
+    if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
+        return out
+    first = choices[0]
+    msg = first.get("message")
+    content = msg.get("content") if isinstance(msg, dict) else None
+    text_changed = isinstance(msg, dict) and (
+        isinstance(content, str) or content is None) and (content or "") != resp.text
+    if text_changed or "index" not in first or not isinstance(first.get("finish_reason"), str):
+        fixed = {**first, "index": first.get("index", 0)}
+        if not isinstance(first.get("finish_reason"), str):
+            fixed["finish_reason"] = resp.finish_reason
+        if text_changed and isinstance(msg, dict):
+            fixed["message"] = {**msg, "content": resp.text}
+        out["choices"] = [fixed, *choices[1:]]
     return out
 
 

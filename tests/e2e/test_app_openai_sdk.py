@@ -53,6 +53,34 @@ def test_chat(client: openai.OpenAI) -> None:
     assert raw.headers["x-router-model"] == "loc-a/m-a"
 
 
+def test_an_openai_wire_answer_reaches_the_client_as_it_came(
+        setup: Setup, client: openai.OpenAI) -> None:
+    """Same API both sides: what the canonical form has no room for is not lost."""
+    setup.loc_b.push(Behaviour(
+        text="Hello there.",
+        answer_extra={"system_fingerprint": "fp_test", "service_tier": "default",
+                      "usage": {"prompt_tokens": 12, "completion_tokens": 3,
+                                "total_tokens": 15,
+                                "prompt_tokens_details": {"cached_tokens": 8},
+                                "completion_tokens_details": {"reasoning_tokens": 1}}},
+        choice_extra={"logprobs": {"content": [
+            {"token": "Hello", "logprob": -0.25, "bytes": [72, 101, 108, 108, 111],
+             "top_logprobs": []}], "refusal": None}}))
+    c = client.chat.completions.create(
+        model="loc-b/m-b", logprobs=True, messages=[{"role": "user", "content": "Hi"}])
+    assert c.model == "loc-b/m-b"  # the routed model's name, not the upstream's
+    assert c.choices[0].message.content == "Hello there."
+    assert c.system_fingerprint == "fp_test" and c.service_tier == "default"
+    assert c.usage is not None and c.usage.prompt_tokens_details is not None
+    assert c.usage.prompt_tokens_details.cached_tokens == 8
+    assert c.usage.completion_tokens_details is not None
+    assert c.usage.completion_tokens_details.reasoning_tokens == 1
+    lp = c.choices[0].logprobs
+    assert lp is not None and lp.content is not None and lp.content[0].token == "Hello"
+    assert c.id.startswith("chatcmpl-fake-")  # the upstream's own id
+    assert setup.loc_b.bodies()[0]["logprobs"] is True  # and the request went as it came
+
+
 def test_chat_with_route_auto_and_an_explicit_model(client: openai.OpenAI) -> None:
     c = client.chat.completions.create(model="route-auto",
                                        messages=[{"role": "user", "content": "Hi"}])

@@ -73,6 +73,10 @@ class Behaviour:
     raw_chunks: list[bytes] | None = None
     #: extra response headers
     headers: dict[str, str] = field(default_factory=dict)
+    #: openai wire, JSON answers: keys set on the answer object (system_fingerprint,
+    #: service_tier, a detailed usage ...) and on its first choice (logprobs ...)
+    answer_extra: dict[str, Any] = field(default_factory=dict)
+    choice_extra: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass

@@ -146,8 +146,8 @@ class FakeOpenAI(FakeUpstream):
             return await self.json_answer(request, b, {
                 "id": rid, "object": "chat.completion", "created": created, "model": model,
                 "choices": [{"index": 0, "message": message, "finish_reason": finish,
-                             "logprobs": None}],
-                "usage": usage,
+                             "logprobs": None, **b.choice_extra}],
+                "usage": usage, **b.answer_extra,
             })
 
         def chunk(delta: dict[str, Any], finish_reason: str | None = None) -> bytes:

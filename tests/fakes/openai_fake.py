@@ -27,6 +27,49 @@ _ERROR_TYPES = {400: "invalid_request_error", 401: "authentication_error",
                 403: "permission_error", 404: "not_found_error", 429: "rate_limit_error"}
 
 
+_ROLES = frozenset({"system", "developer", "user", "assistant", "tool", "function"})
+
+
+def invalid_messages(messages: Any) -> tuple[str, str] | None:
+    """(param, message) for a ``messages`` list the real chat-completions API refuses
+    with a 400, or None: the rules a router's rebuilt bodies could break (roles,
+    required content, tool calls and the tool results that answer them)."""
+    if not isinstance(messages, list) or not messages:
+        return "messages", "messages must be a non-empty array"
+    open_calls: set[str] = set()
+    for i, m in enumerate(messages):
+        where = f"messages.[{i}]"
+        if not isinstance(m, dict) or m.get("role") not in _ROLES:
+            return f"{where}.role", f"Invalid value for '{where}.role'"
+        role = m["role"]
+        calls = m.get("tool_calls") if role == "assistant" else None
+        if "content" not in m and not calls and role != "assistant":
+            return f"{where}.content", f"Missing required parameter: '{where}.content'."
+        if role == "assistant" and m.get("content") is None and not calls \
+                and not m.get("function_call"):
+            return f"{where}.content", f"Missing required parameter: '{where}.content'."
+        if calls is not None:
+            if not isinstance(calls, list):
+                return f"{where}.tool_calls", f"Invalid type for '{where}.tool_calls'"
+            for j, c in enumerate(calls):
+                fn = c.get("function") if isinstance(c, dict) else None
+                if not isinstance(fn, dict) or not isinstance(c.get("id"), str) \
+                        or not isinstance(fn.get("name"), str) \
+                        or not isinstance(fn.get("arguments"), str):
+                    return (f"{where}.tool_calls.[{j}]",
+                            f"Invalid value for '{where}.tool_calls.[{j}]'")
+                open_calls.add(c["id"])
+        if role == "tool":
+            call_id = m.get("tool_call_id")
+            if not isinstance(call_id, str):
+                return (f"{where}.tool_call_id",
+                        f"Missing required parameter: '{where}.tool_call_id'.")
+            if call_id not in open_calls:
+                return (f"{where}.role", "Invalid parameter: messages with role 'tool' must "
+                        "be a response to a preceeding message with 'tool_calls'.")
+    return None
+
+
 def fake_vector(text: str, dims: int = 8) -> list[float]:
     """A deterministic unit-ish vector for ``text`` (same input, same vector)."""
     digest = hashlib.sha256(text.encode()).digest()
@@ -125,6 +168,11 @@ class FakeOpenAI(FakeUpstream):
         if isinstance(got, web.StreamResponse):
             return got
         b, body = got
+        bad = invalid_messages(body.get("messages"))
+        if bad is not None:  # what the real API answers
+            return web.Response(status=400, content_type="application/json", body=orjson.dumps(
+                {"error": {"message": bad[1], "type": "invalid_request_error",
+                           "param": bad[0], "code": None}}))
         text = render_text(b, body)
         model = body.get("model", "")
         finish = b.finish_reason or ("tool_calls" if b.tool_calls else "stop")

@@ -27,6 +27,36 @@ def _event(name: str, data: dict[str, Any]) -> bytes:
     return b"event: " + name.encode() + b"\ndata: " + orjson.dumps(data) + b"\n\n"
 
 
+def invalid_request(body: Any) -> str | None:
+    """The real Messages API's 400 message for a body it refuses, or None: the rules a
+    router's rebuilt bodies could break (max_tokens, roles, tool results answering
+    the tool_use blocks of the message just before)."""
+    if not isinstance(body.get("max_tokens"), int) or body["max_tokens"] < 1:
+        return "max_tokens: Field required"
+    messages = body.get("messages")
+    if not isinstance(messages, list) or not messages:
+        return "messages: at least one message is required"
+    asked: set[str] = set()
+    for i, m in enumerate(messages):
+        role = m.get("role") if isinstance(m, dict) else None
+        if role not in ("user", "assistant"):
+            return (f'messages: Unexpected role "{role}". The Messages API accepts a '
+                    'top-level `system` parameter, not "system" as an input message role.')
+        content = m.get("content")
+        blocks = content if isinstance(content, list) else []
+        for j, b in enumerate(blocks):
+            if isinstance(b, dict) and b.get("type") == "tool_result" \
+                    and b.get("tool_use_id") not in asked:
+                return (f"messages.{i}.content.{j}: unexpected `tool_use_id` found in "
+                        "`tool_result` blocks: " + str(b.get("tool_use_id")) + ". Each "
+                        "`tool_result` block must have a corresponding `tool_use` block "
+                        "in the previous message.")
+        asked = {str(b.get("id")) for b in blocks
+                 if isinstance(b, dict) and b.get("type") == "tool_use"} \
+            if role == "assistant" else set()
+    return None
+
+
 class FakeAnthropic(FakeUpstream):
     """Anthropic's Messages API on 127.0.0.1; ``url`` is the bare root."""
 
@@ -58,13 +88,11 @@ class FakeAnthropic(FakeUpstream):
         if isinstance(got, web.StreamResponse):
             return got
         b, body = got
-        roles = [m.get("role") for m in body.get("messages", []) if isinstance(m, dict)]
-        bad = next((r for r in roles if r not in ("user", "assistant")), None)
-        if bad is not None:  # what the real API answers (the system prompt is top-level)
+        refused = invalid_request(body)
+        if refused is not None:  # what the real API answers
             return web.Response(status=400, content_type="application/json", body=orjson.dumps(
-                {"type": "error", "error": {"type": "invalid_request_error", "message":
-                 f'messages: Unexpected role "{bad}". The Messages API accepts a top-level '
-                 '`system` parameter, not "system" as an input message role.'}}))
+                {"type": "error", "error": {"type": "invalid_request_error",
+                                            "message": refused}}))
         text = render_text(b, {**body, "messages": [
             {"role": "user", "content": self.last_user(body)}]})
         model = body.get("model", "")

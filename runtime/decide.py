@@ -357,24 +357,21 @@ def tag_variant(table: DecisionTable, tags: list[str], key: str,
     return (best_tag, best.cell) if best is not None else (None, cell)
 
 
+@dataclass(slots=True)
 class BudgetStep:
     """What the latency budget step saw and did, kept as numbers: the request path
     only compares them, and the explanation (:meth:`to_dict`, for ``explain-route``,
     ``/v1/route`` and traces) is built when someone asks for it."""
 
-    __slots__ = ("budget_ms", "out_tokens", "models", "expected", "live", "fixed", "index")
-
-    def __init__(self, budget_ms: int, out_tokens: int, models: list[str],
-                 expected: list[float], live: bool, fixed: bool) -> None:
-        self.budget_ms = budget_ms
-        self.out_tokens = out_tokens
-        #: the kept candidates' model keys and expected ms (unrounded), in chain order
-        self.models = models
-        self.expected = expected
-        self.live = live
-        self.fixed = fixed
-        #: the position (in ``models``) of the candidate that goes first; None: no move
-        self.index: int | None = None
+    budget_ms: int
+    out_tokens: int
+    #: the kept candidates' model keys and expected ms (unrounded), in chain order
+    models: list[str]
+    expected: list[float]
+    live: bool
+    fixed: bool
+    #: the position (in ``models``) of the candidate that goes first; None: no move
+    index: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         figures = {m: round(ms, 1) for m, ms in zip(self.models, self.expected, strict=True)}
@@ -383,9 +380,10 @@ class BudgetStep:
         budget_ms = self.budget_ms
         i = self.index
         if i is not None:
-            moved: str | None = self.models[i]
-            note = (f"{first_model} expected {first:.0f}ms > {budget_ms}ms: {moved} "
-                    f"({figures[self.models[i]]:.0f}ms) goes first")
+            name = self.models[i]
+            moved: str | None = name
+            note = (f"{first_model} expected {first:.0f}ms > {budget_ms}ms: {name} "
+                    f"({figures[name]:.0f}ms) goes first")
         else:
             moved = None
             note = (f"{first_model} keeps the budget ({first:.0f}ms <= {budget_ms}ms)"

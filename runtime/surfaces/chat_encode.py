@@ -147,9 +147,10 @@ def relay_chat_response(raw: dict[str, Any], resp: CanonicalResponse,
     content = msg.get("content") if isinstance(msg, dict) else None
     text_changed = isinstance(msg, dict) and (
         isinstance(content, str) or content is None) and (content or "") != resp.text
-    if text_changed or "index" not in first or not isinstance(first.get("finish_reason"), str):
+    no_reason = not isinstance(first.get("finish_reason"), str)
+    if text_changed or no_reason or "index" not in first:
         fixed = {**first, "index": first.get("index", 0)}
-        if not isinstance(first.get("finish_reason"), str):
+        if no_reason:
             fixed["finish_reason"] = resp.finish_reason
         if text_changed and isinstance(msg, dict):
             fixed["message"] = {**msg, "content": resp.text}

@@ -118,6 +118,8 @@ def test_an_answer_without_the_line_is_relayed_as_it_came(world: World) -> None:
 
 
 def test_chat_to_the_anthropic_wire(world: World) -> None:
+    """A chat body is rebuilt for Anthropic from the canonical request (its system
+    prompt included): this path worked before the fix and must keep working."""
     world.claude.push(Behaviour(text="Paris.\nconfidence: 0.9"))
     with openai.OpenAI(base_url=world.router.url + "/v1", api_key="unused",
                        max_retries=0) as c:
